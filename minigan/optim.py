@@ -1,0 +1,307 @@
+"""Optimizers with PyTorch's update rules: :class:`SGD`, :class:`Adam`, :func:`clip_grad_norm_`.
+
+Each optimizer holds :class:`minigan.layers.Parameter` handles (``model.parameters()``) and
+updates ``param.data`` **in place** from ``param.grad``; buffers live on the parameters'
+device and keep their dtype (float32 stays float32).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .backend import array_namespace, backend_of, to_numpy
+
+__all__ = ["Optimizer", "SGD", "Adam", "clip_grad_norm_"]
+
+
+class Optimizer:
+    """Base class: the parameter list, ``zero_grad`` and ``state_dict`` machinery.
+
+    Subclasses name their hyperparameters in ``hyper`` and per-parameter buffers in
+    ``buffer_names``; ``state_dict()`` returns ``{"step": int, <hyper>..., "<buffer>.<i>":
+    array}``, flat and free of Python objects, so it saves to ``.npz`` without pickle.
+    """
+
+    buffer_names: tuple[str, ...] = ()
+
+    def __init__(self, params, lr: float):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(lr, (int, float)) or lr < 0 or not math.isfinite(lr):
+            raise ValueError(f"lr: expected a finite number >= 0, got {lr!r}")
+        self.lr = float(lr)
+        self.step_count = 0
+        self.state: dict[str, list[Any]] = {}
+
+    def zero_grad(self) -> None:
+        """Reset the gradients of every parameter to zero, in place."""
+        for p in self.params:
+            p.grad[...] = 0
+
+    def step(self) -> None:
+        raise NotImplementedError
+
+    def _hyper(self) -> dict[str, float]:
+        return {"lr": self.lr}
+
+    def _buffers(self, name: str) -> list[Any]:
+        """Per-parameter buffer ``name``, created as zeros on first use."""
+        if name not in self.state:
+            self.state[name] = [
+                backend_of(p.data).zeros(p.data.shape, p.data.dtype) for p in self.params
+            ]
+        return self.state[name]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Flat dict: ``step``, hyperparameters, and ``"<buffer>.<i>"`` arrays (on device)."""
+        out: dict[str, Any] = {"step": self.step_count, **self._hyper()}
+        for name, bufs in self.state.items():
+            for i, b in enumerate(bufs):
+                out[f"{name}.{i}"] = b
+        return out
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict` (arrays may be NumPy; they are moved and cast).
+
+        Raises
+        ------
+        KeyError
+            A buffer is missing for some parameter.
+        ValueError
+            A buffer's shape differs from its parameter's.
+        """
+        self.step_count = int(state["step"])
+        for k in self._hyper():
+            if k in state:
+                v = state[k]
+                setattr(self, k, float(v) if not isinstance(v, bool) else v)
+        for name in self.buffer_names:
+            keys = [k for k in state if k.startswith(name + ".") and k[len(name) + 1 :].isdigit()]
+            if not keys:
+                continue
+            bufs = []
+            for i, p in enumerate(self.params):
+                key = f"{name}.{i}"
+                if key not in state:
+                    raise KeyError(f"optimizer state: missing {key!r}")
+                v = state[key]
+                if tuple(v.shape) != tuple(p.data.shape):
+                    raise ValueError(
+                        f"optimizer state {key}: expected shape {tuple(p.data.shape)}, "
+                        f"got {tuple(v.shape)}"
+                    )
+                bufs.append(backend_of(p.data).asarray(to_numpy(v), dtype=p.data.dtype))
+            self.state[name] = bufs
+
+    def __repr__(self) -> str:
+        hp = ", ".join(f"{k}={v}" for k, v in self._hyper().items())
+        return f"{type(self).__name__}({hp})"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with momentum (``torch.optim.SGD``, same update rule).
+
+    For each parameter ``p`` with gradient ``g``::
+
+        g = g + weight_decay * p
+        if momentum:  b = g (first step) else momentum * b + (1 - dampening) * g
+                      g = g + momentum * b  if nesterov else b
+        p = p - lr * g
+
+    Parameters
+    ----------
+    params : list of Parameter
+    lr : float, >= 0
+    momentum, dampening, weight_decay : float, >= 0
+    nesterov : bool
+        Needs ``momentum > 0`` and ``dampening == 0``, as in PyTorch.
+
+    Raises
+    ------
+    ValueError
+        Negative lr, momentum or weight decay; nesterov without momentum.
+    """
+
+    buffer_names = ("momentum_buffer",)
+
+    def __init__(
+        self,
+        params,
+        lr: float,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+    ):
+        super().__init__(params, lr)
+        for name, v in (
+            ("momentum", momentum),
+            ("dampening", dampening),
+            ("weight_decay", weight_decay),
+        ):
+            if v < 0:
+                raise ValueError(f"{name}: expected a value >= 0, got {v!r}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("nesterov momentum needs momentum > 0 and dampening == 0")
+        self.momentum = float(momentum)
+        self.dampening = float(dampening)
+        self.nesterov = bool(nesterov)
+        self.weight_decay = float(weight_decay)
+
+    def _hyper(self):
+        return {
+            "lr": self.lr,
+            "momentum": self.momentum,
+            "dampening": self.dampening,
+            "weight_decay": self.weight_decay,
+        }
+
+    def step(self) -> None:
+        """Apply one update to every parameter, in place."""
+        first = self.step_count == 0
+        self.step_count += 1
+        bufs = self._buffers("momentum_buffer") if self.momentum else None
+        for i, p in enumerate(self.params):
+            if not p.requires_grad:
+                continue
+            g = p.grad
+            if self.weight_decay:
+                g = g + self.weight_decay * p.data
+            if self.momentum:
+                b = bufs[i]
+                if first:
+                    b[...] = g
+                else:
+                    b *= self.momentum
+                    b += (1 - self.dampening) * g
+                g = g + self.momentum * b if self.nesterov else b
+            data = p.data
+            data -= self.lr * g  # in place: optimizers never replace the parameter array
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015, Algorithm 1) with PyTorch's conventions (``torch.optim.Adam``).
+
+    At step ``t`` for each parameter ``p`` with gradient ``g``::
+
+        g = g + weight_decay * p                      (L2 penalty, not AdamW)
+        m = beta1 * m + (1 - beta1) * g               first moment
+        v = beta2 * v + (1 - beta2) * g**2            second moment
+        v_hat = max(v_hat, v) if amsgrad else v
+        p = p - lr / (1 - beta1**t) * m / (sqrt(v_hat) / sqrt(1 - beta2**t) + eps)
+
+    Parameters
+    ----------
+    params : list of Parameter
+    lr : float, >= 0 (default 1e-3)
+    betas : (float, float), each in [0, 1) (default (0.9, 0.999); GANs use (0.5, 0.999))
+    eps : float, >= 0 (default 1e-8)
+    weight_decay : float, >= 0
+    amsgrad : bool (Reddi et al. 2018)
+
+    Raises
+    ------
+    ValueError
+        lr or eps negative, a beta outside [0, 1), weight decay negative.
+    """
+
+    buffer_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+    ):
+        super().__init__(params, lr)
+        if len(betas) != 2:
+            raise ValueError(f"betas: expected two values, got {betas!r}")
+        for i, b in enumerate(betas):
+            if not 0.0 <= b < 1.0:
+                raise ValueError(f"betas[{i}]: expected a value in [0, 1), got {b!r}")
+        if eps < 0:
+            raise ValueError(f"eps: expected a value >= 0, got {eps!r}")
+        if weight_decay < 0:
+            raise ValueError(f"weight_decay: expected a value >= 0, got {weight_decay!r}")
+        self.beta1, self.beta2 = float(betas[0]), float(betas[1])
+        self.eps = float(eps)
+        self.weight_decay = float(weight_decay)
+        self.amsgrad = bool(amsgrad)
+
+    @property
+    def betas(self) -> tuple[float, float]:
+        return (self.beta1, self.beta2)
+
+    def _hyper(self):
+        return {
+            "lr": self.lr,
+            "beta1": self.beta1,
+            "beta2": self.beta2,
+            "eps": self.eps,
+            "weight_decay": self.weight_decay,
+        }
+
+    def step(self) -> None:
+        """Apply one Adam update to every parameter, in place."""
+        self.step_count += 1
+        t = self.step_count
+        exp_avg, exp_avg_sq = self._buffers("exp_avg"), self._buffers("exp_avg_sq")
+        max_sq = self._buffers("max_exp_avg_sq") if self.amsgrad else None
+        bias_correction1 = 1 - self.beta1**t
+        sqrt_bias_correction2 = math.sqrt(1 - self.beta2**t)
+        step_size = self.lr / bias_correction1
+        for i, p in enumerate(self.params):
+            if not p.requires_grad:
+                continue
+            xp = array_namespace(p.data)
+            g = p.grad
+            if self.weight_decay:
+                g = g + self.weight_decay * p.data
+            m, v = exp_avg[i], exp_avg_sq[i]
+            m *= self.beta1
+            m += (1 - self.beta1) * g
+            v *= self.beta2
+            v += (1 - self.beta2) * (g * g)
+            if self.amsgrad:
+                max_sq[i][...] = xp.maximum(max_sq[i], v)
+                v = max_sq[i]
+            denom = xp.sqrt(v)
+            denom /= sqrt_bias_correction2
+            denom += self.eps
+            data = p.data
+            data -= step_size * (m / denom)  # in place
+
+
+def clip_grad_norm_(params, max_norm: float):
+    """Scale gradients in place so their global L2 norm is at most ``max_norm``.
+
+    ``total = sqrt(sum_p ||g_p||^2)``; every gradient is multiplied by
+    ``min(1, max_norm / (total + 1e-6))`` (``torch.nn.utils.clip_grad_norm_``). No host sync:
+    the factor is applied on the device even when it is 1.
+
+    Returns
+    -------
+    total_norm : 0-d array on the parameters' device (the norm *before* clipping)
+
+    Raises
+    ------
+    ValueError
+        ``max_norm`` not positive, or no parameters.
+    """
+    params = list(params)
+    if not params:
+        raise ValueError("clip_grad_norm_: got no parameters")
+    if not max_norm > 0:
+        raise ValueError(f"max_norm: expected a value > 0, got {max_norm!r}")
+    xp = array_namespace(params[0].grad)
+    total = xp.sqrt(sum(xp.sum(p.grad * p.grad) for p in params))
+    coef = xp.clip(max_norm / (total + 1e-6), None, 1.0)
+    for p in params:
+        g = p.grad
+        g *= coef
+    return total
