@@ -261,7 +261,9 @@ def bce_forward(input, target, reduction: str = "mean"):
     target : array, same shape and dtype, in [0, 1]
     reduction : {"mean", "sum", "none"}
 
-    Shapes: input (*), target (*) -> loss () or (*) for "none".
+    Shapes
+    ------
+    input (*), target (*) -> loss () or (*) for "none".
 
     Raises
     ------

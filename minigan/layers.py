@@ -346,7 +346,9 @@ class LeakyReLU(Module):
     negative_slope : float
         Slope for negative inputs (default 0.01, PyTorch's; GANs usually use 0.2).
 
-    Shapes: x (*) -> y (*).
+    Shapes
+    ------
+    x (*) -> y (*).
     """
 
     def __init__(self, negative_slope: float = 0.01):
