@@ -1,0 +1,243 @@
+"""Checkpoints: a flat dict of arrays and scalars in one ``.npz`` file, written atomically.
+
+A checkpoint holds whatever the caller puts in ``state`` (for training: weights, optimizer
+moments, the host RNG states, epoch and step, see :mod:`minigan.train`) plus a JSON ``config``
+and a format marker. It is plain NumPy: ``numpy.load(path, allow_pickle=False)`` reads it, so
+loading a checkpoint never runs code from the file.
+
+Layout of the ``.npz``:
+
+* ``__minigan_checkpoint__``: 0-d int, the format version (:data:`FORMAT_VERSION`);
+* ``__config__``: 0-d unicode array, the config as JSON;
+* one entry per ``state`` key: arrays as NumPy arrays (copied off the device), strings as 0-d
+  unicode arrays, numbers as 0-d arrays.
+
+Writing goes to a temporary file in the same directory, is flushed to disk, then renamed over
+the target with :func:`os.replace` (atomic on POSIX and Windows), so a crash or Ctrl-C while
+saving leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .backend import to_numpy
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MARKER",
+    "save_checkpoint",
+    "load_checkpoint",
+    "restore_gan",
+    "gan_from_checkpoint",
+]
+
+FORMAT_VERSION = 1
+MARKER = "__minigan_checkpoint__"
+CONFIG_KEY = "__config__"
+
+
+def _to_storable(key: str, value: Any) -> np.ndarray:
+    if isinstance(value, str):
+        return np.asarray(value)  # 0-d unicode array
+    if isinstance(value, (bool, int, float, np.generic)):
+        return np.asarray(value)
+    try:
+        arr = to_numpy(value)
+    except Exception as e:  # pragma: no cover - unusual objects
+        raise TypeError(f"checkpoint state {key!r}: cannot store a {type(value).__name__}") from e
+    if arr.dtype == object:
+        raise TypeError(
+            f"checkpoint state {key!r}: object arrays cannot be stored without pickle; "
+            "store numbers, strings or numeric arrays"
+        )
+    return arr
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any], config: dict[str, Any]) -> Path:
+    """Write ``state`` and ``config`` to ``path`` (``.npz``) atomically.
+
+    Parameters
+    ----------
+    path : path
+        Target file; its directory must exist. Written as given (no suffix is added).
+    state : dict of str -> array | str | int | float | bool
+        Device arrays are copied to the host; strings become 0-d unicode arrays.
+    config : dict
+        JSON-serialisable settings (stored as one JSON string).
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    TypeError
+        A value that cannot be stored without pickle, or a config that is not JSON.
+    ValueError
+        A state key that collides with the reserved marker/config keys.
+    OSError
+        The directory is missing or not writable (the previous file, if any, is untouched).
+    """
+    path = Path(path)
+    for reserved in (MARKER, CONFIG_KEY):
+        if reserved in state:
+            raise ValueError(f"checkpoint state: key {reserved!r} is reserved")
+    try:
+        config_json = json.dumps(config)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"checkpoint config must be JSON-serialisable: {e}") from e
+    arrays = {k: _to_storable(k, v) for k, v in state.items()}
+    arrays[MARKER] = np.asarray(FORMAT_VERSION)
+    arrays[CONFIG_KEY] = np.asarray(config_json)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _from_stored(arr: np.ndarray) -> Any:
+    if arr.ndim == 0:
+        if arr.dtype.kind == "U":
+            return str(arr)
+        return arr.item()  # Python int / float / bool
+    return arr
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read a checkpoint written by :func:`save_checkpoint`.
+
+    Returns
+    -------
+    state : dict
+        Arrays as NumPy arrays; 0-d entries as Python ``str``/``int``/``float``/``bool``.
+    config : dict
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        The file is truncated or corrupt, is not an ``.npz`` archive, holds pickled objects,
+        lacks the minigan format marker (a foreign file), has a newer format version, or a
+        config that is not JSON. The message names the file and what is wrong.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if not isinstance(npz, np.lib.npyio.NpzFile):
+                raise ValueError("it holds a single .npy array, not an .npz archive")
+            raw = {k: npz[k] for k in npz.files}  # read every member now: CRC errors show here
+    except ValueError as e:
+        msg = str(e)
+        if "pickle" in msg:
+            msg = "it is not an .npz archive (or it holds pickled objects, which are refused)"
+        raise ValueError(f"checkpoint {path} cannot be read: {msg}") from e
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as e:
+        raise ValueError(
+            f"checkpoint {path} cannot be read: the file is truncated or corrupt "
+            f"({type(e).__name__}: {e})"
+        ) from e
+    if MARKER not in raw:
+        shown = sorted(raw)[:5]
+        raise ValueError(
+            f"checkpoint {path} is not a minigan checkpoint: the format marker {MARKER!r} is "
+            f"missing (keys: {shown}{'...' if len(raw) > 5 else ''})"
+        )
+    version = int(raw.pop(MARKER))
+    if version > FORMAT_VERSION:
+        raise ValueError(
+            f"checkpoint {path} has format version {version}, this minigan reads up to "
+            f"{FORMAT_VERSION}: upgrade minigan"
+        )
+    try:
+        config = json.loads(str(raw.pop(CONFIG_KEY)))
+    except (KeyError, ValueError) as e:
+        raise ValueError(f"checkpoint {path}: the config is missing or not valid JSON") from e
+    return {k: _from_stored(v) for k, v in raw.items()}, config
+
+
+def restore_gan(gan, state: dict[str, Any], source: str | os.PathLike = "checkpoint") -> None:
+    """Load the ``gan.*`` entries of a checkpoint ``state`` into ``gan``.
+
+    Raises
+    ------
+    ValueError
+        Missing keys or shapes that do not match ``gan``; the message names the checkpoint,
+        the parameter, and expected vs got shapes.
+    """
+    sub = {k[len("gan.") :]: v for k, v in state.items() if k.startswith("gan.")}
+    if not sub:
+        raise ValueError(f"checkpoint {source} holds no GAN weights (no 'gan.*' entries)")
+    try:
+        gan.load_state_dict(sub)
+    except (KeyError, ValueError) as e:
+        detail = e.args[0] if e.args else str(e)
+        raise ValueError(f"checkpoint {source} does not match the model: {detail}") from e
+
+
+def gan_from_checkpoint(path: str | os.PathLike, device: Any = "cpu"):
+    """Rebuild the GAN a training checkpoint describes and load its weights.
+
+    Parameters
+    ----------
+    path : path of a checkpoint written by :func:`minigan.train.train_mnist`
+    device : where to put the model (``"cpu"``, ``"gpu"``, ``"auto"``, ...)
+
+    Returns
+    -------
+    gan : GAN
+    state, config : as :func:`load_checkpoint`
+
+    Raises
+    ------
+    ValueError
+        As :func:`load_checkpoint`, a config without the model settings, or weights that do
+        not fit the model the config describes.
+    """
+    from .gan import build_gan
+
+    state, config = load_checkpoint(path)
+    try:
+        preset = config["preset"]
+        overrides = config.get("overrides", {})
+        seed = config.get("seed", 0)
+    except (KeyError, TypeError) as e:
+        raise ValueError(
+            f"checkpoint {path}: its config has no model settings ('preset' missing); was it "
+            "written by minigan.train_mnist?"
+        ) from e
+    gan = build_gan(preset, device=device, seed=seed, **_overrides_from_json(overrides))
+    restore_gan(gan, state, path)
+    return gan, state, config
+
+
+def _overrides_from_json(overrides: dict[str, Any]) -> dict[str, Any]:
+    """JSON turns tuples into lists; give the Preset's tuple fields their tuples back."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
