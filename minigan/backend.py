@@ -250,7 +250,9 @@ def resolve_dtype(xp, dtype: Any = DEFAULT_DTYPE):
         dtype = DEFAULT_DTYPE
     for name in ("float32", "float64"):
         target = getattr(xp, name)
-        if dtype == target or dtype == name:
+        # Compare with ``==`` only within one library: array-api-strict warns when its dtypes
+        # are compared with NumPy's (numpy.float32 is handled by np.dtype below).
+        if (type(dtype) is type(target) and dtype == target) or dtype == name:
             return target
         try:
             if np.dtype(dtype) == np.dtype(name):

@@ -341,10 +341,15 @@ def softmax_cross_entropy_forward(logits, labels, reduction: str = "mean"):
     ------
     ValueError
         ``logits`` not 2-D, labels not of shape (N,), or unknown reduction.
+    TypeError
+        Non-float logits or non-integer labels. Labels are not range-checked (that would wait
+        for the device): a label outside [0, C) matches no class.
     """
     _check_reduction(reduction)
     xp = array_namespace(logits, labels, names=("logits", "labels"))
     check_floating(logits, "logits")
+    if not xp.isdtype(labels.dtype, "integral"):
+        raise TypeError(f"labels: expected an integer array of class indices, got {labels.dtype}")
     if logits.ndim != 2 or tuple(labels.shape) != (logits.shape[0],):
         raise ValueError(
             f"expected logits (N, C) and labels (N,), got {tuple(logits.shape)} and "

@@ -299,7 +299,8 @@ def clip_grad_norm_(params, max_norm: float):
     if not max_norm > 0:
         raise ValueError(f"max_norm: expected a value > 0, got {max_norm!r}")
     xp = array_namespace(params[0].grad)
-    total = xp.sqrt(sum(xp.sum(p.grad * p.grad) for p in params))
+    # xp.asarray: NumPy's sum returns a scalar; keep the documented 0-d array on every backend.
+    total = xp.asarray(xp.sqrt(sum(xp.sum(p.grad * p.grad) for p in params)))
     coef = xp.clip(max_norm / (total + 1e-6), None, 1.0)
     for p in params:
         g = p.grad
