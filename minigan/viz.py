@@ -1,0 +1,214 @@
+"""Pictures of training: image grids (PNG), loss curves (PNG) and an animated GIF.
+
+Image grids are written with Pillow (exact pixels, small files); plots use matplotlib's
+object-oriented API on the Agg canvas (``matplotlib.figure.Figure``), which never opens a
+window and does not touch pyplot's global state, so it works on servers and in CI.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .backend import to_numpy
+
+__all__ = ["to_uint8", "image_grid", "save_image_grid", "plot_losses", "make_gif"]
+
+
+def to_uint8(images) -> np.ndarray:
+    """Map images in [-1, 1] (any backend) to host uint8 pixels: ``round((x + 1) * 127.5)``.
+
+    Values outside [-1, 1] are clipped; NaN becomes 0.
+    """
+    x = to_numpy(images).astype(np.float64)
+    x = np.nan_to_num(x, nan=-1.0)
+    return np.round((np.clip(x, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+
+
+def image_grid(images, nrow: int = 8, padding: int = 2, side: int | None = None) -> np.ndarray:
+    """Tile images into one grayscale picture.
+
+    Parameters
+    ----------
+    images : array (N, side*side) or (N, side, side), values in [-1, 1], any backend
+    nrow : int
+        Images per row (as ``torchvision.utils.make_grid``).
+    padding : int
+        Pixels of black border between and around images.
+    side : int, optional
+        Image side for flat input; default ``sqrt(D)``.
+
+    Returns
+    -------
+    numpy.ndarray uint8 (rows * (side + padding) + padding, nrow * (side + padding) + padding)
+
+    Raises
+    ------
+    ValueError
+        Empty input, flat vectors that are not square images, or ``nrow < 1``.
+    """
+    pix = to_uint8(images)
+    if pix.ndim == 2:
+        n, d = pix.shape
+        s = side or math.isqrt(d)
+        if s * s != d:
+            raise ValueError(f"images: {d} values per image is not a square image; pass side=")
+        pix = pix.reshape(n, s, s)
+    if pix.ndim != 3 or pix.shape[0] == 0:
+        raise ValueError(f"images: expected shape (N, D) or (N, H, W) with N >= 1, got {pix.shape}")
+    if nrow < 1:
+        raise ValueError(f"nrow: expected >= 1, got {nrow}")
+    n, h, w = pix.shape
+    ncol = min(nrow, n)
+    rows = -(-n // ncol)
+    grid = np.zeros((rows * (h + padding) + padding, ncol * (w + padding) + padding), np.uint8)
+    for i in range(n):
+        r, c = divmod(i, ncol)
+        y, x = padding + r * (h + padding), padding + c * (w + padding)
+        grid[y : y + h, x : x + w] = pix[i]
+    return grid
+
+
+def save_image_grid(
+    images, path: str | os.PathLike, nrow: int = 8, *, padding: int = 2, scale: int = 2
+) -> Path:
+    """Write a grid of images in [-1, 1] as a grayscale PNG.
+
+    Parameters
+    ----------
+    images : array (N, 784) or (N, 28, 28), values in [-1, 1] (e.g. ``gan.sample(64)``)
+    path : output ``.png`` path (parent directories are created)
+    nrow : int
+        Images per row.
+    padding : int
+        Border pixels between images.
+    scale : int
+        Integer upscaling (nearest neighbour) so the digits are easy to see.
+
+    Returns
+    -------
+    Path of the written file.
+    """
+    from PIL import Image
+
+    grid = image_grid(images, nrow=nrow, padding=padding)
+    if scale > 1:
+        grid = np.kron(grid, np.ones((scale, scale), np.uint8))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(grid).save(path, optimize=True)
+    return path
+
+
+def _moving_average(y: np.ndarray, window: int) -> np.ndarray:
+    if window <= 1 or y.size < window:
+        return y
+    kernel = np.ones(window) / window
+    return np.convolve(y, kernel, mode="valid")
+
+
+def plot_losses(
+    steps: Sequence[Mapping[str, float]], path: str | os.PathLike, smooth: int | None = None
+) -> Path:
+    """Plot D and G losses (top) and D(x), D(G(z)) (bottom) against the step, as a PNG.
+
+    Parameters
+    ----------
+    steps : sequence of dicts with keys ``step, d_loss, g_loss, d_real, d_fake``
+        (``History.steps``).
+    path : output ``.png`` path
+    smooth : int, optional
+        Moving-average window drawn over the raw curves; default ``len(steps) // 50``.
+
+    Returns
+    -------
+    Path of the written file.
+
+    Notes
+    -----
+    At the equilibrium of the GAN game D(x) = D(G(z)) = 1/2 and the D loss is
+    ``2 log 2 ~= 1.386`` (Goodfellow et al. 2014, Thm. 1); dashed lines mark those values.
+    """
+    from matplotlib.figure import Figure
+
+    if len(steps) == 0:
+        raise ValueError("steps: nothing to plot (empty list)")
+    x = np.asarray([s["step"] for s in steps], dtype=np.float64)
+    window = smooth if smooth is not None else max(1, len(steps) // 50)
+    fig = Figure(figsize=(8, 6), dpi=100, layout="constrained")
+    ax_loss, ax_d = fig.subplots(2, 1, sharex=True)
+    for ax, keys, labels in (
+        (ax_loss, ("d_loss", "g_loss"), ("D loss", "G loss")),
+        (ax_d, ("d_real", "d_fake"), ("D(x)", "D(G(z))")),
+    ):
+        for key, label, color in zip(keys, labels, ("tab:blue", "tab:orange"), strict=True):
+            y = np.asarray([s[key] for s in steps], dtype=np.float64)
+            if window > 1 and y.size >= window:
+                ax.plot(x, y, color=color, alpha=0.25, linewidth=0.6)
+                xs = x[window - 1 :]
+                ax.plot(xs, _moving_average(y, window), color=color, label=label, linewidth=1.4)
+            else:
+                ax.plot(x, y, color=color, label=label, linewidth=1.2)
+        ax.legend(loc="upper right")
+        ax.grid(alpha=0.3)
+    ax_loss.axhline(2 * math.log(2), color="gray", linestyle="--", linewidth=0.8)
+    ax_loss.set_ylabel("loss")
+    ax_d.axhline(0.5, color="gray", linestyle="--", linewidth=0.8)
+    ax_d.set_ylim(-0.02, 1.02)
+    ax_d.set_ylabel("mean discriminator output")
+    ax_d.set_xlabel("step")
+    ax_loss.set_title("GAN training")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
+
+
+def make_gif(
+    paths: Iterable[str | os.PathLike],
+    out: str | os.PathLike,
+    duration_ms: int = 400,
+    hold_last_ms: int = 1500,
+) -> Path:
+    """Join PNG frames (e.g. the per-epoch sample grids) into an animated, looping GIF.
+
+    Parameters
+    ----------
+    paths : frame image paths, in order (all of one size)
+    out : output ``.gif`` path
+    duration_ms : display time of each frame
+    hold_last_ms : display time of the last frame
+
+    Returns
+    -------
+    Path of the written file.
+
+    Raises
+    ------
+    ValueError
+        No frames.
+    """
+    from PIL import Image
+
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ValueError("make_gif: no frames given")
+    frames = []
+    for p in paths:
+        with Image.open(p) as im:
+            frames.append(im.convert("L"))
+    durations = [duration_ms] * (len(frames) - 1) + [hold_last_ms]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frames[0].save(
+        out,
+        save_all=True,
+        append_images=frames[1:],
+        duration=durations if len(frames) > 1 else hold_last_ms,
+        loop=0,
+    )
+    return out
