@@ -1,0 +1,206 @@
+"""The ``minigan`` command line (also ``python -m minigan``).
+
+Subcommands::
+
+    minigan train-mnist [--epochs 30 --batch-size 64 --preset default --device auto ...]
+    minigan sample --checkpoint runs/.../checkpoint.npz --n 64 --out grid.png
+
+Every subcommand is a setup function registered with :func:`command`: it adds its parser to
+the subparsers and sets ``func`` (what runs it). Adding one is a new decorated function.
+
+Bad input (``ValueError``, missing files, ``--device gpu`` without CuPy, ...) prints one line
+``minigan: error: ...`` to stderr and exits with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Callable, Sequence
+
+__all__ = ["main", "build_parser", "command", "COMMANDS"]
+
+#: Subcommand name -> setup function ``setup(subparsers) -> None``.
+COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {}
+
+EXIT_BAD_INPUT = 2
+EXIT_DIVERGED = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Show defaults, keep the description's line breaks."""
+
+
+def command(name: str):
+    """Register a subcommand setup function under ``name`` (decorator)."""
+
+    def register(setup: Callable[[argparse._SubParsersAction], None]):
+        COMMANDS[name] = setup
+        return setup
+
+    return register
+
+
+def _add_parser(sub, name: str, help: str, description: str | None = None):
+    return sub.add_parser(
+        name, help=help, description=description or help, formatter_class=_Formatter
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# train-mnist
+# ----------------------------------------------------------------------------------------------
+@command("train-mnist")
+def _setup_train_mnist(sub) -> None:
+    from .gan import PRESETS
+
+    p = _add_parser(
+        sub,
+        "train-mnist",
+        "train the MLP GAN on real MNIST",
+        "Train the MLP GAN on the real MNIST training set (60000 images).\n\n"
+        "Writes to --out: samples/epoch_NNN.png (a grid from fixed noise after every epoch),\n"
+        "losses.png, progress.gif, log.json, log.csv and checkpoint.npz (every epoch, at\n"
+        "the end, and on Ctrl-C). Continue a run with --resume OUT/checkpoint.npz.",
+    )
+    p.add_argument("--epochs", type=int, default=30, help="total number of epochs")
+    p.add_argument("--batch-size", type=int, default=64, help="real images per step")
+    p.add_argument("--preset", default="default", choices=sorted(PRESETS), help="model preset")
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=("auto", "cpu", "gpu"),
+        help="auto = the GPU when CuPy sees one, else the CPU",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of weights, noise and data order")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="directory of the MNIST .gz files; None = $MINIGAN_DATA_DIR, else the user cache "
+        "dir (downloaded there if missing)",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="output directory; None = runs/mnist-<date>-<time>, or the checkpoint's directory "
+        "with --resume",
+    )
+    p.add_argument(
+        "--resume",
+        default=None,
+        metavar="CHECKPOINT",
+        help="continue from this checkpoint.npz (with its settings)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (one line/epoch)")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
+    p.add_argument(
+        "--limit", type=int, default=None, help="train on the first N images only (small mode)"
+    )
+    p.add_argument("--log-every", type=int, default=50, help="steps between loss transfers")
+    p.add_argument("--lr", type=float, default=None, help="learning rate; None = the preset's")
+    p.set_defaults(func=_run_train_mnist)
+
+
+def _run_train_mnist(args) -> int:
+    from .train import train_mnist
+
+    overrides = {} if args.lr is None else {"lr": args.lr}
+    history = train_mnist(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        preset=args.preset,
+        device=args.device,
+        seed=args.seed,
+        data_dir=args.data_dir,
+        out_dir=args.out,
+        resume=args.resume,
+        progress=not args.no_progress,
+        log_every=args.log_every,
+        max_steps=args.max_steps,
+        limit=args.limit,
+        **overrides,
+    )
+    print(f"done: {len(history.steps)} steps; wrote to {history.out_dir}:")
+    for name, path in history.artifacts.items():
+        print(f"  {name:10s} {path}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# sample
+# ----------------------------------------------------------------------------------------------
+@command("sample")
+def _setup_sample(sub) -> None:
+    p = _add_parser(
+        sub,
+        "sample",
+        "draw a grid of generated digits from a checkpoint",
+        "Rebuild the GAN saved in a checkpoint and write a PNG grid of generated images.",
+    )
+    p.add_argument("--checkpoint", required=True, help="a checkpoint.npz from train-mnist")
+    p.add_argument("--n", type=int, default=64, help="number of images")
+    p.add_argument("--out", default="grid.png", help="output PNG")
+    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "gpu"), help="device")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise z")
+    p.set_defaults(func=_run_sample)
+
+
+def _run_sample(args) -> int:
+    import numpy as np
+
+    from .checkpoint import gan_from_checkpoint
+    from .viz import save_image_grid
+
+    if args.n < 1:
+        raise ValueError(f"--n: expected >= 1, got {args.n}")
+    gan, _, _ = gan_from_checkpoint(args.checkpoint, device=args.device)
+    host_dtype = np.float32 if "32" in str(gan.dtype) else np.float64
+    z = np.random.default_rng(args.seed).standard_normal((args.n, gan.latent_dim), host_dtype)
+    images = gan.sample(args.n, z=z)
+    path = save_image_grid(images, args.out, nrow=math.ceil(math.sqrt(args.n)))
+    print(f"wrote {args.n} samples to {path}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# main
+# ----------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    """The ``minigan`` parser with every registered subcommand."""
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="minigan",
+        description="minigan: a from-scratch GAN library on NumPy/CuPy.",
+        formatter_class=_Formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"minigan {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for setup in COMMANDS.values():
+        setup(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status (0 ok, 1 diverged, 2 bad input, 130 Ctrl-C)."""
+    args = build_parser().parse_args(argv)
+    from .train import NonFiniteLossError
+
+    try:
+        return int(args.func(args) or 0)
+    except NonFiniteLossError as e:
+        print(f"minigan: training stopped: {e}", file=sys.stderr)
+        return EXIT_DIVERGED
+    except KeyboardInterrupt:
+        print("minigan: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ValueError, TypeError, KeyError, OSError, RuntimeError) as e:
+        msg = " ".join(str(e.args[0] if isinstance(e, KeyError) and e.args else e).split())
+        print(f"minigan: error: {msg}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""The ``minigan`` command line: help with defaults, one-line errors, sample, train-mnist."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from minigan.checkpoint import save_checkpoint
+from minigan.cli import COMMANDS, main
+from minigan.data import MNIST_FILES
+from minigan.gan import build_gan
+
+MNIST_DIR = os.environ.get("MINIGAN_DATA_DIR")
+needs_mnist = pytest.mark.skipif(
+    not MNIST_DIR
+    or not all((Path(MNIST_DIR) / n).is_file() for p in MNIST_FILES.values() for n in p),
+    reason="real MNIST not available: set MINIGAN_DATA_DIR to a directory with the four .gz "
+    "files (CI: ../shared/data/mnist)",
+)
+TINY = {"latent_dim": 4, "g_hidden": (8,), "d_hidden": (8,)}
+
+
+def tiny_checkpoint(path: Path, **overrides) -> Path:
+    """A checkpoint of an untrained tiny GAN, shaped like train_mnist's (no MNIST needed)."""
+    gan = build_gan("default", device="cpu", seed=1, **{**TINY, **overrides})
+    state = {f"gan.{k}": v for k, v in gan.state_dict().items()}
+    config = {"kind": "minigan.train_mnist", "preset": "default", "seed": 1}
+    config["overrides"] = {k: list(v) if isinstance(v, tuple) else v for k, v in TINY.items()}
+    return save_checkpoint(path, state, config)
+
+
+def run_main(capsys, *argv) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_help_documents_the_defaults(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train-mnist", "--help"])
+    assert e.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for option, default in [
+        ("--epochs", "30"),
+        ("--batch-size", "64"),
+        ("--preset", "default"),
+        ("--device", "auto"),
+        ("--seed", "0"),
+        ("--log-every", "50"),
+    ]:
+        assert option in text and f"(default: {default})" in text
+    for option in ("--data-dir", "--out", "--resume", "--no-progress", "--max-steps", "--limit"):
+        assert option in text
+    with pytest.raises(SystemExit):
+        main(["sample", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--checkpoint" in text and "(default: 64)" in text and "(default: grid.png)" in text
+
+
+def test_subcommands_are_registered():
+    assert {"train-mnist", "sample"} <= set(COMMANDS)
+
+
+def test_python_dash_m_minigan():
+    r = subprocess.run(
+        [sys.executable, "-m", "minigan", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 0 and "train-mnist" in r.stdout and "sample" in r.stdout
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train-mnist", "--batch-size", "0"], "batch_size: expected an integer >= 1, got 0"),
+        (["train-mnist", "--batch-size", "100", "--limit", "50"], "batch_size: expected <= 50"),
+        (["train-mnist", "--epochs", "-1"], "epochs: expected an integer >= 1"),
+        (["sample", "--checkpoint", "does-not-exist.npz"], "no such file"),
+        (["sample", "--checkpoint", "x.npz", "--n", "0"], "--n: expected >= 1"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, argv, message):
+    code, out, err = run_main(capsys, *argv, "--out", str(tmp_path / "out"))
+    assert code == 2
+    assert err.startswith("minigan: error: ") and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_preset_is_refused_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train-mnist", "--preset", "dcgan"])
+    assert e.value.code == 2 and "invalid choice: 'dcgan'" in capsys.readouterr().err
+
+
+def test_device_gpu_without_cupy(capsys, tmp_path):
+    from minigan.backend import cupy_available
+
+    if cupy_available():
+        pytest.skip("CuPy and a GPU are available here: the error case cannot happen")
+    code, _, err = run_main(capsys, "train-mnist", "--device", "gpu", "--out", str(tmp_path / "o"))
+    assert code == 2 and "CuPy" in err and "pip install cupy" in err and "Traceback" not in err
+
+
+def test_sample_from_a_checkpoint(capsys, tmp_path):
+    ck = tiny_checkpoint(tmp_path / "ck.npz")
+    out = tmp_path / "pics" / "grid.png"
+    code, stdout, _ = run_main(
+        capsys, "sample", "--checkpoint", str(ck), "--n", "10", "--out", str(out), "--seed", "3"
+    )
+    assert code == 0 and f"wrote 10 samples to {out}" in stdout
+    img = np.asarray(Image.open(out))
+    assert img.shape == (2 * (3 * 30 + 2), 2 * (4 * 30 + 2))  # 3 rows of 4, padding 2, scale 2
+    again = tmp_path / "again.png"
+    run_main(
+        capsys, "sample", "--checkpoint", str(ck), "--n", "10", "--out", str(again), "--seed", "3"
+    )
+    assert np.array_equal(np.asarray(Image.open(again)), img)  # same seed, same picture
+
+
+@pytest.mark.parametrize("kind", ["foreign", "truncated", "shapes"])
+def test_sample_from_a_bad_checkpoint(capsys, tmp_path, kind):
+    path = tmp_path / "ck.npz"
+    if kind == "foreign":
+        np.savez(path, W=np.ones(2))
+        message = "not a minigan checkpoint"
+    elif kind == "truncated":
+        tiny_checkpoint(path)
+        path.write_bytes(path.read_bytes()[:300])
+        message = "truncated or corrupt"
+    else:
+        tiny_checkpoint(path, d_hidden=(6,))  # weights that do not fit the config's model
+        message = "does not match the model: 0.weight: expected shape (8, 784), got (6, 784)"
+    code, _, err = run_main(
+        capsys, "sample", "--checkpoint", str(path), "--out", str(tmp_path / "g.png")
+    )
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "g.png").exists()
+
+
+@needs_mnist
+def test_train_mnist_command(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default --out is ./runs/mnist-<date>-<time>
+    code, out, _ = run_main(
+        capsys,
+        "train-mnist",
+        "--limit",
+        "128",
+        "--max-steps",
+        "3",
+        "--epochs",
+        "1",
+        "--no-progress",
+        "--device",
+        "cpu",
+    )
+    assert code == 0 and "done: 2 steps" in out  # 128 // 64 = 2 steps make the one epoch
+    (run,) = (tmp_path / "runs").iterdir()
+    assert run.name.startswith("mnist-")
+    for name in ("checkpoint.npz", "log.json", "log.csv", "losses.png", "progress.gif"):
+        assert (run / name).is_file(), name
+    # Resume a finished run with more epochs: it continues in the same directory.
+    code, out, _ = run_main(
+        capsys,
+        "train-mnist",
+        "--resume",
+        str(run / "checkpoint.npz"),
+        "--epochs",
+        "2",
+        "--no-progress",
+        "--device",
+        "cpu",
+    )
+    assert code == 0 and "done: 4 steps" in out
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png"]
