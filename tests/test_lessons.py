@@ -1,0 +1,109 @@
+"""Every lesson executes top to bottom in small mode (``lessons/run_lessons.py``).
+
+One test per lesson, each running the standalone script in a subprocess, exactly as CI or a
+student would: ``python lessons/run_lessons.py lessons/NN_slug.py`` with
+``MINIGAN_LESSON_MODE=small``. Marked ``lessons``: select with ``-m lessons``, or deselect with
+``-m "not lessons"`` when CI calls ``run_lessons.py`` directly.
+
+Lessons that read MNIST are skipped (with the reason) when the files are not available locally;
+nothing is downloaded by the test suite.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNNER = ROOT / "lessons" / "run_lessons.py"
+LESSONS = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.py"))
+MNIST_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+
+pytestmark = pytest.mark.lessons
+
+
+def _mnist_dir() -> Path | None:
+    """Where the lessons will find MNIST (as run_lessons.py and minigan.data look), or None."""
+    candidates = []
+    if os.environ.get("MINIGAN_DATA_DIR"):
+        candidates.append(Path(os.environ["MINIGAN_DATA_DIR"]).expanduser())
+    else:
+        candidates.append(ROOT.parent / "shared" / "data" / "mnist")
+        try:
+            from minigan.data import default_data_dir
+
+            candidates.append(default_data_dir())
+        except ImportError:
+            pass
+    for c in candidates:
+        if all((c / f).is_file() for f in MNIST_FILES):
+            return c
+    return None
+
+
+def _needs_mnist(path: Path) -> bool:
+    src = path.read_text(encoding="utf-8")
+    return "load_mnist" in src or "train_mnist" in src
+
+
+def test_lessons_exist():
+    assert len(LESSONS) >= 8, [p.name for p in LESSONS]
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
+def test_lesson_runs_in_small_mode(lesson):
+    for mod in ("jupytext", "nbclient", "ipykernel"):
+        if importlib.util.find_spec(mod) is None:
+            pytest.skip(f"{mod} is not installed (pip install -e '.[dev]')")
+    env = dict(os.environ, MINIGAN_LESSON_MODE="small")
+    if _needs_mnist(lesson):
+        data = _mnist_dir()
+        if data is None:
+            pytest.skip(
+                f"{lesson.name} reads MNIST, which is not available offline here: set "
+                "MINIGAN_DATA_DIR to a folder with the four .gz files"
+            )
+        env["MINIGAN_DATA_DIR"] = str(data)
+    result = subprocess.run(
+        [sys.executable, str(RUNNER), str(lesson)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, f"{lesson.name} failed:\n{result.stdout}\n{result.stderr}"
+    assert "ok " in result.stdout and lesson.name in result.stdout
+
+
+def test_runner_fails_on_a_cell_error(tmp_path):
+    for mod in ("jupytext", "nbclient", "ipykernel"):
+        if importlib.util.find_spec(mod) is None:
+            pytest.skip(f"{mod} is not installed (pip install -e '.[dev]')")
+    bad = tmp_path / "99_broken.py"
+    bad.write_text('# %%\nx = 1\n\n# %%\nraise ValueError("cell two is broken")\n')
+    result = subprocess.run(
+        [sys.executable, str(RUNNER), str(bad)], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 1
+    assert "FAIL" in result.stdout and "cell two is broken" in result.stdout
+
+
+def test_runner_rejects_a_pattern_matching_nothing():
+    result = subprocess.run(
+        [sys.executable, str(RUNNER), str(ROOT / "lessons" / "no_such_lesson_*.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "no lesson file matches" in result.stderr
