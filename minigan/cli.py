@@ -4,6 +4,7 @@ Subcommands::
 
     minigan train-mnist [--epochs 30 --batch-size 64 --preset default --device auto ...]
     minigan sample --checkpoint runs/.../checkpoint.npz --n 64 --out grid.png
+    minigan check path/to/student_layers.py [--verbose --json --only linear,sigmoid]
 
 Every subcommand is a setup function registered with :func:`command`: it adds its parser to
 the subparsers and sets ``func`` (what runs it). Adding one is a new decorated function.
@@ -162,6 +163,44 @@ def _run_sample(args) -> int:
     path = save_image_grid(images, args.out, nrow=math.ceil(math.sqrt(args.n)))
     print(f"wrote {args.n} samples to {path}")
     return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# check (coursework grader, minigan.grading)
+# ----------------------------------------------------------------------------------------------
+@command("check")
+def _setup_check(sub) -> None:
+    p = _add_parser(
+        sub,
+        "check",
+        "grade a student's backward passes (exercises/student_layers.py)",
+        "Import a filled-in copy of exercises/student_layers.py, gradient-check its backward\n"
+        "passes against finite differences, and print a per-tensor report and a score.\n"
+        "Exit status: 0 when every exercise passes, 1 otherwise. The file is executed: grade\n"
+        "untrusted files in a sandbox.",
+    )
+    p.add_argument("path", help="the student's student_layers.py")
+    p.add_argument("--verbose", action="store_true", help="also list passing rows")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument(
+        "--only",
+        default=None,
+        help="comma-separated exercises to grade (leaky_relu, sigmoid, linear, "
+        "bce_with_logits, d_loss_grad_fake); default: all",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the test inputs")
+    p.set_defaults(func=_run_check)
+
+
+def _run_check(args) -> int:
+    import json
+
+    from .grading import grade_file
+
+    only = [k.strip() for k in args.only.split(",") if k.strip()] if args.only else None
+    report = grade_file(args.path, exercises=only, seed=args.seed)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.format(args.verbose))
+    return 0 if report.passed else 1
 
 
 # ----------------------------------------------------------------------------------------------

@@ -129,3 +129,21 @@ def test_selection_determinism_and_json():
         "bce_with_logits",
         "d_loss_grad_fake",
     }
+
+
+def test_cli_check_exit_status_and_report(capsys):
+    from minigan.cli import main
+
+    assert main(["check", str(REFERENCE)]) == 0
+    assert "Score: 5/5" in capsys.readouterr().out
+    assert main(["check", str(FIXTURES / "wrong_linear_no_bias_grad.py")]) == 1
+    out = capsys.readouterr().out
+    assert "Score: 4/5" in out and "FAIL  bias" in out
+    assert (
+        main(["check", "--json", "--only", "sigmoid", str(FIXTURES / "wrong_sigmoid_uses_x.py")])
+        == 1
+    )
+    data = json.loads(capsys.readouterr().out)
+    assert data["total"] == 1 and data["exercises"][0]["failed_tensors"] == ["input"]
+    assert main(["check", str(ROOT / "no_such_file.py")]) == 2
+    assert "no such file" in capsys.readouterr().err
