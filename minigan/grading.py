@@ -74,6 +74,7 @@ class CheckRow:
     detail: str
 
     def line(self) -> str:
+        """``"PASS  weight   <detail>"``: one printed line of the report."""
         return f"{'PASS' if self.passed else 'FAIL'}  {self.tensor:<8} {self.detail}"
 
 
@@ -102,6 +103,8 @@ class ExerciseResult:
         return out
 
     def format(self, verbose: bool = False) -> str:
+        """The exercise's block of the report: a PASS/FAIL head line, then the failing rows
+        grouped by case (every row when ``verbose``), then notes."""
         head = f"[{'PASS' if self.passed else 'FAIL'}] {self.title}  (lesson {self.lesson})"
         if self.passed and not verbose:
             return head
@@ -150,6 +153,7 @@ class GradeReport:
 
     @property
     def total(self) -> int:
+        """Number of exercises graded."""
         return len(self.exercises)
 
     @property
