@@ -82,6 +82,14 @@ class History:
     out_dir: Path | None = None
     config: dict[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:  # the default would print every step
+        last = self.steps[-1] if self.steps else None
+        tail = f", last: D loss {last['d_loss']:.4f}, G loss {last['g_loss']:.4f}" if last else ""
+        return (
+            f"History({len(self.steps)} steps, {len(self.epochs)} epochs{tail}, "
+            f"out_dir={str(self.out_dir)!r})"
+        )
+
 
 class NonFiniteLossError(RuntimeError):
     """A loss became NaN or inf; training stopped after saving the last good state.
@@ -418,6 +426,9 @@ def train_mnist(
     Losses are copied to the host every ``log_every`` steps and at the end of each epoch, so
     NaN/inf is detected there (a per-step check would make a GPU wait after every step). The
     saved state is the one at the last check whose losses were all finite.
+
+    ``losses.png`` is redrawn at an epoch's end at most every 30 s (drawing takes a few
+    tenths of a second) and always at the end; ``log.json``/``log.csv`` after every epoch.
 
     Resuming reproduces an uninterrupted run exactly (bit-identical on CPU): the checkpoint
     holds the weights, Adam's moments and step counts, the noise generator's state, the data
