@@ -311,14 +311,17 @@ def _json_row(row: dict[str, Any]) -> dict[str, Any]:
 def _write_logs(out_dir: Path, config, steps, epochs, artifacts) -> tuple[Path, Path]:
     log_json = out_dir / "log.json"
     log_csv = out_dir / "log.csv"
-    doc = {
-        "config": config,
-        "epochs": [_json_row(r) for r in epochs],
-        "artifacts": {k: str(v) for k, v in artifacts.items()},
-        "steps": [_json_row(r) for r in steps],
-    }
+    head = json.dumps(
+        {
+            "config": config,
+            "epochs": [_json_row(r) for r in epochs],
+            "artifacts": {k: str(v) for k, v in artifacts.items()},
+        },
+        indent=1,
+    )
+    rows = ",\n  ".join(json.dumps(_json_row(r)) for r in steps)  # one step per line
     tmp = log_json.with_name(".log.json.tmp")
-    tmp.write_text(json.dumps(doc, indent=1))
+    tmp.write_text(head[: -len("\n}")] + ',\n "steps": [\n  ' + rows + "\n ]\n}\n")
     os.replace(tmp, log_json)
     tmp = log_csv.with_name(".log.csv.tmp")
     with open(tmp, "w", newline="") as f:
