@@ -10,13 +10,19 @@ Usage::
     python lessons/run_lessons.py lessons/0[1-8]*.py   # some lessons (paths or globs)
     python lessons/run_lessons.py --mode full lessons/08_gan_game.py
     python lessons/run_lessons.py --output-dir build/notebooks   # keep executed .ipynb files
+    python lessons/run_lessons.py --blas-threads 1     # on a busy machine (see below)
 
 Environment given to the kernel:
 
 * ``MINIGAN_LESSON_MODE``: ``small`` (default; fewer steps, data subsets) or ``full``;
 * ``MINIGAN_DATA_DIR``: left as is when set; otherwise ``../shared/data/mnist`` next to the
   repository is used when that folder exists (the CI layout);
-* ``MPLBACKEND``: left to the kernel (inline figures), so ``plt.show()`` is harmless.
+* ``MPLBACKEND``: left to the kernel (inline figures), so ``plt.show()`` is harmless;
+* with ``--blas-threads N``: ``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS`` and
+  ``MKL_NUM_THREADS`` = N. The lessons multiply small matrices; when other processes compete
+  for the cores, multi-threaded BLAS on small matrices can be several times slower than one
+  thread (threads wait for each other), so ``--blas-threads 1`` keeps a shared CI machine
+  predictable. Without the option the variables are left as they are.
 
 The kernel's working directory is the folder of the lesson.
 """
@@ -58,9 +64,12 @@ def find_lessons(patterns: list[str]) -> list[Path]:
     return [p for p in found if not (p in seen or seen.add(p))]
 
 
-def lesson_env(mode: str) -> dict[str, str]:
+def lesson_env(mode: str, blas_threads: int | None = None) -> dict[str, str]:
     """The environment variables to set for the kernel (see the module docstring)."""
     env = {"MINIGAN_LESSON_MODE": mode}
+    if blas_threads is not None:
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[var] = str(blas_threads)
     if not os.environ.get("MINIGAN_DATA_DIR"):
         shared = (REPO.parent / "shared" / "data" / "mnist").resolve()
         if shared.is_dir():
@@ -140,6 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--kernel", default="python3", help="Jupyter kernel name")
     parser.add_argument(
+        "--blas-threads",
+        type=int,
+        default=None,
+        help="set OPENBLAS/OMP/MKL_NUM_THREADS for the lessons (default: leave them as they are)",
+    )
+    parser.add_argument(
         "--output-dir",
         type=Path,
         default=None,
@@ -148,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.mode not in MODES:
         parser.error(f"--mode: expected one of {MODES}, got {args.mode!r}")
+    if args.blas_threads is not None and args.blas_threads < 1:
+        parser.error(f"--blas-threads: expected >= 1, got {args.blas_threads}")
     try:
         lessons = find_lessons(args.lessons)
     except FileNotFoundError as exc:
@@ -155,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     if not lessons:
         parser.error("no lessons found")
 
-    env = lesson_env(args.mode)
+    env = lesson_env(args.mode, args.blas_threads)
     os.environ.update(env)
     print(f"running {len(lessons)} lesson(s), " + ", ".join(f"{k}={v}" for k, v in env.items()))
     results = []

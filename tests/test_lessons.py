@@ -74,8 +74,10 @@ def test_lesson_runs_in_small_mode(lesson):
                 "MINIGAN_DATA_DIR to a folder with the four .gz files"
             )
         env["MINIGAN_DATA_DIR"] = str(data)
+    # One BLAS thread: the lessons multiply small matrices, and a busy test machine makes
+    # multi-threaded BLAS much slower there (see run_lessons.py). Outputs are not kept.
     result = subprocess.run(
-        [sys.executable, str(RUNNER), str(lesson)],
+        [sys.executable, str(RUNNER), "--blas-threads", "1", str(lesson)],
         cwd=ROOT,
         env=env,
         capture_output=True,
