@@ -1,0 +1,365 @@
+"""Training health checks: spot a failing GAN early and say what to do about it.
+
+A :class:`HealthMonitor` is fed host numbers at each logging interval (never per step, so the
+GPU is not made to wait) and returns :class:`HealthWarning` objects, each with a code, a
+one-line explanation with the numbers that triggered it, and a suggested fix::
+
+    monitor = HealthMonitor()
+    for step ...:
+        ...
+        if step % log_every == 0:
+            for w in monitor.update(step, {"d_loss": ..., "g_loss": ..., "d_real": ...,
+                                           "d_fake": ...}):
+                print(w)
+
+The checks (each warning is emitted once per run, or again after ``repeat_every`` steps):
+
+========================  ======================================================================
+code                      fires when
+========================  ======================================================================
+``NAN``                   any statistic is NaN or infinite
+``D_WINS``                D loss < ``d_loss_floor`` for ``patience`` consecutive checks
+``D_FAKE_ZERO``           mean D(G(z)) < ``d_fake_floor`` for ``patience`` consecutive checks
+``G_LOSS_RISING``         G loss rose by > ``rise_min`` nats over the last ``rise_window`` checks,
+                          steadily (correlation with time > ``rise_corr``)
+``GRAD_EXPLODING``        a ``*grad_norm`` statistic exceeds ``grad_factor`` x its running
+                          median, or ``grad_max``
+``MODE_COLLAPSE``         the class histogram of generated digits covers fewer than
+                          ``min_digits`` digits (>= 1% each), or one digit takes > ``max_share``
+========================  ======================================================================
+
+Background: Goodfellow et al. (2014), Sec. 3 (the saturating minimax loss gives G no gradient
+early on, when D rejects its samples confidently); Arjovsky & Bottou (2017), "Towards principled
+methods for training GANs" (vanishing and unstable gradients when D is near-perfect);
+Salimans et al. (2016) and Goodfellow (2016, NIPS tutorial, Sec. 5.1.1) on mode collapse.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .backend import array_namespace
+
+__all__ = ["HealthWarning", "HealthMonitor", "CODES", "grad_norm"]
+
+#: Warning codes with their suggested fixes.
+CODES: dict[str, str] = {
+    "NAN": (
+        "lower the learning rate (e.g. lr/4), check the data is scaled to [-1, 1], keep the "
+        "logits-based BCEWithLogitsLoss, or clip gradients (minigan.clip_grad_norm_)"
+    ),
+    "D_WINS": (
+        "weaken D: lower its learning rate or width, use the non-saturating G loss "
+        "(g_loss='non_saturating'), or add label smoothing / input noise to D"
+    ),
+    "D_FAKE_ZERO": (
+        "use the non-saturating G loss -log D(G(z)) (g_loss='non_saturating'), lower D's "
+        "learning rate or raise G's, or add label smoothing / input noise to D"
+    ),
+    "G_LOSS_RISING": (
+        "D is pulling ahead: lower D's learning rate, use equal learning rates with Adam "
+        "betas (0.5, 0.999), or give G more capacity"
+    ),
+    "GRAD_EXPLODING": (
+        "lower the learning rate, clip gradients (minigan.clip_grad_norm_), or check for "
+        "inputs outside [-1, 1]"
+    ),
+    "MODE_COLLAPSE": (
+        "restart from an earlier checkpoint with a lower learning rate, use Adam betas "
+        "(0.5, 0.999), a larger batch, or minibatch discrimination / feature matching "
+        "(Salimans et al. 2016)"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class HealthWarning:
+    """One detected problem.
+
+    Attributes
+    ----------
+    code : str
+        A key of :data:`CODES` (``"D_WINS"``, ...).
+    step : int
+        The training step of the check that fired.
+    message : str
+        One line: what was seen, with the numbers, and why it matters.
+    fix : str
+        What to try.
+    """
+
+    code: str
+    step: int
+    message: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"[health] step {self.step} {self.code}: {self.message} Try: {self.fix}."
+
+
+def grad_norm(module) -> float:
+    """Global L2 norm ``sqrt(sum_p ||grad_p||^2)`` of a module's gradients, as a host float.
+
+    Reads one number back from the device: call it at logging intervals only. After
+    :meth:`minigan.gan.GAN.train_step` the gradients of the last step are still there (they are
+    zeroed at the start of the next one).
+    """
+    params = module.parameters()
+    if not params:
+        return 0.0
+    xp = array_namespace(params[0].grad)
+    return float(xp.sqrt(sum(xp.sum(p.grad * p.grad) for p in params)))
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name}: expected a positive int, got {value!r}")
+    return int(value)
+
+
+class HealthMonitor:
+    """Watch the training statistics and warn about known failure modes.
+
+    Parameters
+    ----------
+    d_loss_floor : float
+        ``D_WINS`` when the D loss (real + fake BCE, ``2 log 2 = 1.39`` at equilibrium) stays
+        below this (default 0.05: D(x) ~ 0.98 and D(G(z)) ~ 0.02).
+    d_fake_floor : float
+        ``D_FAKE_ZERO`` when mean D(G(z)) stays below this (default 0.02).
+    patience : int
+        Consecutive checks a ``D_WINS`` / ``D_FAKE_ZERO`` condition must hold (default 5).
+    rise_window : int
+        Checks in the window of ``G_LOSS_RISING`` (default 10).
+    rise_min : float
+        Minimum rise of the fitted G-loss line over the window, in nats (default 1.0).
+    rise_corr : float
+        Minimum correlation of G loss with time over the window (default 0.8): only a steady
+        rise counts, not noise.
+    rise_warmup : int
+        Steps ignored by ``G_LOSS_RISING`` (default 1000): at the start G loss normally climbs
+        from ~0.7 to ~2 while D learns the easy differences (seen in every healthy MNIST run).
+    grad_factor, grad_max : float
+        ``GRAD_EXPLODING`` when a gradient norm exceeds ``grad_factor`` (default 10) times the
+        median of its earlier values, or ``grad_max`` (default 1e3).
+    grad_warmup : int
+        Earlier values needed before the relative test applies (default 3).
+    min_digits : int
+        ``MODE_COLLAPSE`` when fewer digits than this get >= 1% of the samples (default 6).
+    max_share : float
+        ``MODE_COLLAPSE`` when one digit gets more than this fraction (default 0.5).
+    repeat_every : int, optional
+        Emit a code again once this many steps have passed since it was last emitted; by
+        default each code is emitted once per run.
+
+    Attributes
+    ----------
+    warnings : list of HealthWarning
+        Every warning emitted so far.
+
+    Notes
+    -----
+    :meth:`update` takes plain host numbers: the caller converts device arrays once per
+    logging interval (averaging the interval's steps makes the checks less noisy).
+    """
+
+    def __init__(
+        self,
+        *,
+        d_loss_floor: float = 0.05,
+        d_fake_floor: float = 0.02,
+        patience: int = 5,
+        rise_window: int = 10,
+        rise_min: float = 1.0,
+        rise_corr: float = 0.8,
+        rise_warmup: int = 1000,
+        grad_factor: float = 10.0,
+        grad_max: float = 1e3,
+        grad_warmup: int = 3,
+        min_digits: int = 6,
+        max_share: float = 0.5,
+        repeat_every: int | None = None,
+    ):
+        self.d_loss_floor = float(d_loss_floor)
+        self.d_fake_floor = float(d_fake_floor)
+        self.patience = _positive_int("patience", patience)
+        self.rise_window = _positive_int("rise_window", rise_window)
+        if self.rise_window < 3:
+            raise ValueError(f"rise_window: expected >= 3, got {rise_window}")
+        self.rise_min = float(rise_min)
+        self.rise_corr = float(rise_corr)
+        self.rise_warmup = int(rise_warmup)
+        self.grad_factor = float(grad_factor)
+        self.grad_max = float(grad_max)
+        self.grad_warmup = _positive_int("grad_warmup", grad_warmup)
+        self.min_digits = _positive_int("min_digits", min_digits)
+        self.max_share = float(max_share)
+        self.repeat_every = (
+            None if repeat_every is None else _positive_int("repeat_every", repeat_every)
+        )
+        self.warnings: list[HealthWarning] = []
+        self._last_emitted: dict[str, int] = {}
+        self._streak = {"D_WINS": 0, "D_FAKE_ZERO": 0}
+        self._g_losses: list[tuple[int, float]] = []
+        self._grad_history: dict[str, list[float]] = {}
+        self._last_step: int | None = None
+
+    # ------------------------------------------------------------------------------------
+    def _emit(self, out: list, code: str, step: int, message: str) -> None:
+        last = self._last_emitted.get(code)
+        if last is not None and (self.repeat_every is None or step - last < self.repeat_every):
+            return
+        w = HealthWarning(code, step, message, CODES[code])
+        self._last_emitted[code] = step
+        self.warnings.append(w)
+        out.append(w)
+
+    def update(self, step: int, stats: dict[str, Any]) -> list[HealthWarning]:
+        """Check one logging interval's statistics; return the warnings that are new.
+
+        Parameters
+        ----------
+        step : int
+            The training step (non-decreasing across calls).
+        stats : dict
+            Host numbers. Any of ``d_loss``, ``g_loss``, ``d_real``, ``d_fake`` (means over the
+            interval or the last step's values), gradient norms under keys ending in
+            ``grad_norm`` (e.g. ``g_grad_norm``, ``d_grad_norm``, see :func:`grad_norm`), and
+            ``class_hist``: counts of the generated images per predicted digit (see
+            :func:`minigan.metrics.classifier_metrics`). Missing keys skip their checks.
+
+        Returns
+        -------
+        list of HealthWarning (empty when all is well or the problem was already reported).
+
+        Raises
+        ------
+        ValueError
+            ``step`` smaller than the previous one, or a ``class_hist`` that is not a 1-D
+            list of non-negative counts.
+        """
+        step = int(step)
+        if self._last_step is not None and step < self._last_step:
+            raise ValueError(f"step: expected >= the previous step {self._last_step}, got {step}")
+        self._last_step = step
+        out: list[HealthWarning] = []
+
+        scalars: dict[str, float] = {}
+        for k, v in stats.items():
+            if k == "class_hist" or v is None:
+                continue
+            try:
+                scalars[k] = float(v)
+            except (TypeError, ValueError) as e:
+                raise TypeError(f"stats[{k!r}]: expected a number, got {v!r}") from e
+        bad = sorted(k for k, v in scalars.items() if not math.isfinite(v))
+        if bad:
+            shown = ", ".join(f"{k}={scalars[k]}" for k in bad)
+            self._emit(out, "NAN", step, f"non-finite statistic(s) {shown}: training has diverged.")
+
+        d_loss = scalars.get("d_loss")
+        self._streak_check(
+            out, "D_WINS", step, d_loss, self.d_loss_floor,
+            lambda v: f"D loss {v:.4f} < {self.d_loss_floor:g} for {self.patience} checks in a "
+            "row: D separates real from fake almost perfectly, so G's learning signal "
+            "vanishes (saturating loss) or turns unstable.",
+        )  # fmt: skip
+        d_fake = scalars.get("d_fake")
+        self._streak_check(
+            out, "D_FAKE_ZERO", step, d_fake, self.d_fake_floor,
+            lambda v: f"mean D(G(z)) {v:.4f} < {self.d_fake_floor:g} for {self.patience} checks "
+            "in a row: D rejects every fake; with the saturating loss log(1 - D(G(z))) G's "
+            "gradient is ~0.",
+        )  # fmt: skip
+
+        g_loss = scalars.get("g_loss")
+        if g_loss is not None and math.isfinite(g_loss) and step > self.rise_warmup:
+            self._g_losses.append((step, g_loss))
+            self._g_losses = self._g_losses[-self.rise_window :]
+            self._rise_check(out, step)
+
+        for key, value in scalars.items():
+            if key.endswith("grad_norm") and math.isfinite(value):
+                self._grad_check(out, step, key, value)
+
+        hist = stats.get("class_hist")
+        if hist is not None:
+            self._collapse_check(out, step, hist)
+        return out
+
+    # ------------------------------------------------------------------------------------
+    def _streak_check(self, out, code, step, value, floor, describe) -> None:
+        if value is None or not math.isfinite(value):
+            return
+        self._streak[code] = self._streak[code] + 1 if value < floor else 0
+        if self._streak[code] >= self.patience:
+            self._emit(out, code, step, describe(value))
+
+    def _rise_check(self, out, step) -> None:
+        if len(self._g_losses) < self.rise_window:
+            return
+        t = np.asarray([s for s, _ in self._g_losses], dtype=np.float64)
+        y = np.asarray([v for _, v in self._g_losses], dtype=np.float64)
+        if np.ptp(t) == 0 or np.ptp(y) == 0:
+            return
+        slope, intercept = np.polyfit(t, y, 1)
+        rise = slope * (t[-1] - t[0])  # of the fitted line over the window
+        corr = float(np.corrcoef(t, y)[0, 1])
+        if rise > self.rise_min and corr > self.rise_corr:
+            self._emit(
+                out,
+                "G_LOSS_RISING",
+                step,
+                f"G loss rose steadily from {y[0]:.3f} to {y[-1]:.3f} over steps "
+                f"{int(t[0])}-{int(t[-1])} (fitted rise {rise:.2f} nats, r={corr:.2f}): D is "
+                "winning and G's samples are getting easier to reject.",
+            )
+
+    def _grad_check(self, out, step, key, value) -> None:
+        history = self._grad_history.setdefault(key, [])
+        reason = None
+        if value > self.grad_max:
+            reason = f"{key} {value:.3g} > {self.grad_max:g}"
+        elif len(history) >= self.grad_warmup:
+            median = float(np.median(history))
+            if median > 0 and value > self.grad_factor * median:
+                reason = (
+                    f"{key} {value:.3g} is {value / median:.0f}x its running median {median:.3g}"
+                )
+        history.append(value)
+        if reason:
+            self._emit(
+                out,
+                "GRAD_EXPLODING",
+                step,
+                f"{reason}: updates this large throw the weights far off and usually end in NaN.",
+            )
+
+    def _collapse_check(self, out, step, hist) -> None:
+        h = np.asarray(hist, dtype=np.float64)
+        if h.ndim != 1 or h.size == 0 or np.any(h < 0) or not np.all(np.isfinite(h)):
+            raise ValueError(f"class_hist: expected a 1-D list of non-negative counts, got {hist}")
+        if h.sum() <= 0:
+            return
+        p = h / h.sum()
+        covered = int(np.sum(p >= 0.01))
+        top = int(np.argmax(p))
+        if covered < self.min_digits or p[top] > self.max_share:
+            share = ", ".join(f"{d}: {100 * p[d]:.0f}%" for d in np.argsort(-p)[:3] if p[d] > 0)
+            self._emit(
+                out,
+                "MODE_COLLAPSE",
+                step,
+                f"the samples cover {covered} of {h.size} digits (>= 1% each; top: {share}): "
+                "G maps most noise vectors to a few modes.",
+            )
+
+    def summary(self) -> str:
+        """All warnings so far, one per line (or a line saying there were none)."""
+        if not self.warnings:
+            return "[health] no problems detected"
+        return "\n".join(str(w) for w in self.warnings)
