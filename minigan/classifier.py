@@ -111,12 +111,14 @@ def build_classifier(
     device: Any = "cpu",
     dtype: Any = "float32",
     rng=None,
+    in_features: int = 784,
 ) -> Sequential:
-    """The MLP ``784 -> hidden... -> 10`` (ReLU between layers), untrained.
+    """The MLP ``in_features -> hidden... -> 10`` (ReLU between layers), untrained.
 
-    Shapes: x (N, 784) standardised -> logits (N, 10).
+    Shapes: x (N, in_features) standardised -> logits (N, 10). ``in_features`` is 784 for
+    MNIST (smaller only in gradient checks).
     """
-    sizes = (784, *config.hidden, 10)
+    sizes = (in_features, *config.hidden, 10)
     rng = np.random.default_rng(config.seed) if rng is None else rng
     layers = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
@@ -175,8 +177,9 @@ class MNISTClassifier:
         xp = array_namespace(x)
         body = self.net.layers
         feats, logits = [], []
-        for start in range(0, x.shape[0], batch_size):
-            h = x[start : start + batch_size, :]
+        n = x.shape[0]
+        for start in range(0, n, batch_size):
+            h = x[start : min(start + batch_size, n), :]  # in-bounds slices (array API)
             for layer in body[:-1]:
                 h = layer.forward(h)
             feats.append(h)

@@ -40,6 +40,19 @@ __all__ = [
     "parzen_log_density",
     "parzen_log_likelihood",
     "parzen_select_sigma",
+    "inception_score",
+    "class_histogram",
+    "digits_covered",
+    "kl_to_uniform",
+    "feature_statistics",
+    "sqrtm_psd",
+    "frechet_distance",
+    "classifier_metrics",
+    "nearest_neighbours",
+    "plot_nearest_neighbours",
+    "generate_samples",
+    "evaluate_checkpoint",
+    "format_table",
 ]
 
 #: Goodfellow et al. (2014), Table 1, MNIST column: Parzen-window log-likelihood (nats) +- s.e.
@@ -141,9 +154,10 @@ def _parzen_log_density_multi(samples, x, sigmas: np.ndarray, batch_size: int, d
     mu_sq = xp.sum(mu * mu, axis=1)  # (M,)
     # log p(x) = logsumexp_i(-||x - mu_i||^2 / (2 s^2)) - log M - D/2 log(2 pi s^2)
     log_norm = math.log(m) + d * np.log(sigmas * math.sqrt(2.0 * math.pi))  # (S,)
-    out = np.empty((sigmas.size, x.shape[0]), dtype=np.float64)
-    for start in range(0, x.shape[0], batch_size):
-        xb = xp.astype(x[start : start + batch_size, :], dt)  # (B, D)
+    n = x.shape[0]
+    out = np.empty((sigmas.size, n), dtype=np.float64)
+    for start in range(0, n, batch_size):
+        xb = xp.astype(x[start : min(start + batch_size, n), :], dt)  # (B, D)
         # Squared distances by expansion: ||x||^2 + ||mu||^2 - 2 x.mu, one matmul per batch.
         d2 = xp.sum(xb * xb, axis=1)[:, None] + mu_sq[None, :] - 2.0 * (xb @ mu.T)  # (B, M)
         d2 = xp.clip(d2, 0.0, None)  # rounding can leave tiny negatives
@@ -533,8 +547,9 @@ def nearest_neighbours(queries, reference, *, batch_size: int = 256, dtype="floa
     ref = xp.astype(reference, dt)
     ref_sq = xp.sum(ref * ref, axis=1)  # (M,)
     idx = []
-    for start in range(0, queries.shape[0], batch_size):
-        q = xp.astype(queries[start : start + batch_size, :], dt)  # (B, D)
+    n = queries.shape[0]
+    for start in range(0, n, batch_size):  # slices stay in bounds (the array API requires it)
+        q = xp.astype(queries[start : min(start + batch_size, n), :], dt)  # (B, D)
         d2 = ref_sq[None, :] - 2.0 * (q @ ref.T)  # (B, M); ||q||^2 is the same along a row
         idx.append(to_numpy(xp.argmin(d2, axis=1)))
     indices = np.concatenate(idx).astype(np.int64)
@@ -755,7 +770,7 @@ def evaluate_checkpoint(
         }
 
     def nearest(queries) -> dict[str, Any]:
-        _, d = nearest_neighbours(queries[:n_neighbours, :], train)
+        _, d = nearest_neighbours(queries[: min(n_neighbours, queries.shape[0]), :], train)
         return {"n": int(d.size), "median": float(np.median(d)), "mean": float(np.mean(d))}
 
     _say(progress, "evaluate: Parzen window (sigma on validation, LL on test)...")
