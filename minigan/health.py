@@ -61,8 +61,8 @@ CODES: dict[str, str] = {
         "learning rate or raise G's, or add label smoothing / input noise to D"
     ),
     "G_LOSS_RISING": (
-        "D is pulling ahead: lower D's learning rate, use equal learning rates with Adam "
-        "betas (0.5, 0.999), or give G more capacity"
+        "lower D's learning rate (or raise G's), use equal learning rates with Adam betas "
+        "(0.5, 0.999), or give G more capacity"
     ),
     "GRAD_EXPLODING": (
         "lower the learning rate, clip gradients (minigan.clip_grad_norm_), or check for "
