@@ -5,6 +5,7 @@ Subcommands::
     minigan train-mnist [--epochs 30 --batch-size 64 --preset default --device auto ...]
     minigan sample --checkpoint runs/.../checkpoint.npz --n 64 --out grid.png
     minigan check path/to/student_layers.py [--verbose --json --only linear,sigmoid]
+    minigan evaluate --checkpoint runs/.../checkpoint.npz [--device auto --n-samples 10000]
 
 Every subcommand is a setup function registered with :func:`command`: it adds its parser to
 the subparsers and sets ``func`` (what runs it). Adding one is a new decorated function.
@@ -201,6 +202,63 @@ def _run_check(args) -> int:
     report = grade_file(args.path, exercises=only, seed=args.seed)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.format(args.verbose))
     return 0 if report.passed else 1
+
+
+# ----------------------------------------------------------------------------------------------
+# evaluate (minigan.metrics)
+# ----------------------------------------------------------------------------------------------
+@command("evaluate")
+def _setup_evaluate(sub) -> None:
+    p = _add_parser(
+        sub,
+        "evaluate",
+        "score a trained GAN: Parzen log-likelihood, classifier metrics, nearest neighbours",
+        "Rebuild the GAN in a checkpoint, draw --n-samples images and print a table of:\n"
+        "the Parzen-window log-likelihood of the MNIST test set with the protocol of\n"
+        "Goodfellow et al. 2014 (next to the paper's Table 1), classifier-based Inception\n"
+        "Score, Frechet classifier distance, class histogram and digits covered (next to the\n"
+        "real test set's), and the distance to the nearest training image. The MNIST\n"
+        "classifier is trained once (about a minute) and cached.",
+    )
+    p.add_argument("--checkpoint", required=True, help="a checkpoint.npz from train-mnist")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"), help="device")
+    p.add_argument("--n-samples", type=int, default=10000, help="generated images")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="directory of the MNIST .gz files; None = $MINIGAN_DATA_DIR, else the user cache dir",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise z")
+    p.add_argument(
+        "--sigma", type=float, default=None, help="Parzen bandwidth; None = choose on validation"
+    )
+    p.add_argument("--no-reference", action="store_true", help="skip the real-data reference rows")
+    p.add_argument("--figure", default=None, help="save the nearest-neighbour figure (PNG)")
+    p.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
+    p.set_defaults(func=_run_evaluate)
+
+
+def _run_evaluate(args) -> int:
+    import json
+
+    from .metrics import evaluate_checkpoint, format_table
+
+    results = evaluate_checkpoint(
+        args.checkpoint,
+        device=args.device,
+        data_dir=args.data_dir,
+        n_samples=args.n_samples,
+        seed=args.seed,
+        sigma=args.sigma,
+        reference=not args.no_reference,
+        figure=args.figure,
+    )
+    print(format_table(results), end="")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+        print(f"wrote {args.json}")
+    return 0
 
 
 # ----------------------------------------------------------------------------------------------

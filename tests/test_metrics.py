@@ -438,3 +438,82 @@ def test_format_table_shows_every_block(classifier, mnist):
     for piece in ("230.0 +- 2.0", "241.2 +- 2.1", "225 +- 2", "Frechet classifier distance",
                   "digits covered", "98.70%", "ratio 1.14"):  # fmt: skip
         assert piece in table
+
+
+# ----------------------------------------------------------------------------------------------
+# evaluate_checkpoint and `minigan evaluate`, end to end on a tiny trained GAN
+# ----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    from minigan.train import train_mnist
+
+    out = tmp_path_factory.mktemp("tiny_gan")
+    hist = train_mnist(
+        epochs=1,
+        batch_size=32,
+        limit=640,
+        device="cpu",
+        progress=False,
+        data_dir=MNIST_DIR,
+        out_dir=out,
+        latent_dim=16,
+        g_hidden=(64,),
+        d_hidden=(64,),
+    )
+    return hist.artifacts["checkpoint"]
+
+
+@needs_mnist
+def test_evaluate_checkpoint_end_to_end(tiny_checkpoint, classifier, tmp_path):
+    from minigan.metrics import evaluate_checkpoint
+
+    r = evaluate_checkpoint(
+        tiny_checkpoint,
+        device="cpu",
+        data_dir=MNIST_DIR,
+        n_samples=300,
+        n_validation=100,
+        n_test=200,
+        n_neighbours=20,
+        figure=tmp_path / "nn.png",
+        classifier=classifier,
+        progress=False,
+    )
+    p, rp = r["parzen"], r["reference"]["parzen"]
+    assert (p["n_centres"], p["n_test"], p["n_validation"]) == (300, 200, 100)
+    assert p["sigma"] in [s for s, _ in p["sigma_table"]] and np.isfinite(p["mean"])
+    assert rp["n_centres"] == 10000 and rp["mean"] > p["mean"] + 100  # 20 steps of training
+    c, rc = r["classifier"], r["reference"]["classifier"]
+    assert sum(c["histogram"]) == 300 and sum(rc["histogram"]) == 200
+    assert rc["digits_covered"] == 10 and rc["fcd"] < c["fcd"]
+    assert r["nearest"]["n"] == 20 and Path(r["nearest"]["figure"]).is_file()
+    import json
+
+    json.dumps(r)  # JSON-serialisable as documented
+    table = format_table(r)
+    assert f"{p['mean']:.1f} +- {p['stderr']:.1f}" in table and "real test set" in table
+
+
+@needs_mnist
+def test_cli_evaluate_prints_the_table(tiny_checkpoint, classifier, tmp_path, capsys):
+    from minigan.cli import main
+
+    out_json = tmp_path / "r.json"
+    rc = main(
+        ["evaluate", "--checkpoint", str(tiny_checkpoint), "--device", "cpu", "--n-samples",
+         "200", "--data-dir", MNIST_DIR, "--no-reference", "--json", str(out_json)]
+    )  # fmt: skip
+    text = capsys.readouterr().out
+    assert rc == 0
+    assert "Parzen-window log-likelihood" in text and "paper, Table 1: Adversarial nets" in text
+    assert "Frechet classifier distance" in text
+    import json
+
+    assert json.loads(out_json.read_text())["n_samples"] == 200
+
+
+def test_cli_evaluate_reports_a_missing_checkpoint(tmp_path, capsys):
+    from minigan.cli import main
+
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "nope.npz")]) == 2
+    assert "no such file" in capsys.readouterr().err
