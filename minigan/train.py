@@ -213,8 +213,17 @@ def _prepare_out_dir(out_dir: Path) -> bool:
     return created
 
 
+_RESUME_KEYS = ("train.step", "train.epoch", "data.rng", "data.position", "log.epochs") + tuple(
+    f"log.{k}" for k in ("step", "epoch", *METRICS)
+)
+
+
 def _reconcile_resume(
-    given: dict[str, Any], overrides: dict[str, Any], ck_config: dict[str, Any], path: Path
+    given: dict[str, Any],
+    overrides: dict[str, Any],
+    ck_state: dict[str, Any],
+    ck_config: dict[str, Any],
+    path: Path,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run settings for a resumed run: the checkpoint's, unless the caller contradicts them."""
     if ck_config.get("kind") != "minigan.train_mnist":
@@ -232,6 +241,11 @@ def _reconcile_resume(
             )
         settings[key] = ck
     ck_over = _overrides_from_json(ck_config.get("overrides", {}))
+    missing = sorted(set(_RESUME_KEYS) - set(ck_state))
+    if missing:
+        raise ValueError(
+            f"checkpoint {path} lacks the training state {missing}; cannot resume from it"
+        )
     for key, value in overrides.items():
         if key not in ck_over or _jsonable(ck_over[key]) != _jsonable(value):
             raise ValueError(
@@ -454,7 +468,7 @@ def train_mnist(
         resume = Path(resume)
         ck_state, ck_config = load_checkpoint(resume)
         given = {"preset": preset_name, "batch_size": batch_size, "seed": seed, "limit": limit}
-        settings, overrides = _reconcile_resume(given, overrides, ck_config, resume)
+        settings, overrides = _reconcile_resume(given, overrides, ck_state, ck_config, resume)
         preset_name, batch_size, seed, limit = (settings[k] for k in RUN_SETTINGS)
 
     n_train = MNIST_SIZES["train"] if limit is None else min(limit, MNIST_SIZES["train"])

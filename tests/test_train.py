@@ -308,10 +308,16 @@ def test_out_dir_not_writable(tmp_path):
             train_mnist(out_dir=ro, progress=False)
 
 
-@pytest.mark.parametrize("kind", ["truncated", "foreign"])
+@pytest.mark.parametrize("kind", ["truncated", "foreign", "weights-only", "other-kind"])
 def test_resume_from_a_bad_checkpoint(tmp_path, kind):
     path = tmp_path / "checkpoint.npz"
-    if kind == "truncated":
+    if kind == "weights-only":  # a minigan checkpoint without the training state
+        save_checkpoint(path, {"gan.rng": "{}"}, {"kind": "minigan.train_mnist"})
+        message = r"lacks the training state \['data.position', 'data.rng'"
+    elif kind == "other-kind":
+        save_checkpoint(path, {"w": np.zeros(3)}, {"kind": "something-else"})
+        message = "was not written by train_mnist"
+    elif kind == "truncated":
         save_checkpoint(path, {"w": np.zeros(1000)}, {"kind": "minigan.train_mnist"})
         path.write_bytes(path.read_bytes()[:500])
         message = "truncated or corrupt"
