@@ -35,6 +35,8 @@ __all__ = [
     "softmax_cross_entropy_backward",
     "check_same_shape",
     "REDUCTIONS",
+    "ufuncs_with_out",
+    "fast_paths",
 ]
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -376,3 +378,55 @@ def softmax_cross_entropy_backward(dout, cache):
         return dout[:, None] * (probs - onehot)
     g = _upstream(xp, dout, probs[:, 0], reduction)
     return g * (probs - onehot)
+
+
+# ----------------------------------------------------------------------------------------------
+# Fast paths (NumPy and CuPy): the same arithmetic, written into existing buffers
+# ----------------------------------------------------------------------------------------------
+FAST_PATHS = True  # switch off (fast_paths(False)) to run only the plain array-API lines
+
+
+def ufuncs_with_out(x):
+    """The NumPy or CuPy module that ``x`` belongs to, or ``None``.
+
+    The array API standard has no ``out=`` argument, so every op above allocates its result.
+    NumPy and CuPy ufuncs can also write into a buffer that already exists
+    (``np.multiply(a, b, out=buf)``), which saves a temporary and a pass over memory. This is
+    the **only** place where minigan asks which library it runs on: the fast paths (Adam's
+    update, ...) call it and take the plain array-API lines when it returns ``None``
+    (array-api-strict, or fast paths switched off). ``tests/test_fastpath.py`` checks that both
+    give the same numbers.
+    """
+    if not FAST_PATHS:
+        return None
+    import array_api_compat
+
+    if array_api_compat.is_numpy_array(x):
+        import numpy
+
+        return numpy
+    if array_api_compat.is_cupy_array(x):
+        import cupy
+
+        return cupy
+    return None
+
+
+class fast_paths:  # lower case: used like a function, ``with fast_paths(False): ...``
+    """Context manager that switches the fast paths on or off (for tests and benchmarks).
+
+    ``with fast_paths(False):`` runs everything through the plain array-API (teaching) lines.
+    """
+
+    def __init__(self, enabled: bool):
+        self.enabled = bool(enabled)
+
+    def __enter__(self):
+        global FAST_PATHS
+        self._saved, FAST_PATHS = FAST_PATHS, self.enabled
+        return self
+
+    def __exit__(self, *exc):
+        global FAST_PATHS
+        FAST_PATHS = self._saved
+        return False

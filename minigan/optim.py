@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .backend import array_namespace, backend_of, to_numpy
+from .backend import array_namespace, backend_of, device_of, to_numpy
+from .functional import ufuncs_with_out
 
 __all__ = ["Optimizer", "SGD", "Adam", "clip_grad_norm_"]
 
@@ -232,6 +233,7 @@ class Adam(Optimizer):
         self.eps = float(eps)
         self.weight_decay = float(weight_decay)
         self.amsgrad = bool(amsgrad)
+        self._scratch_bufs: dict[Any, Any] = {}  # see _scratch
 
     @property
     def betas(self) -> tuple[float, float]:
@@ -258,11 +260,24 @@ class Adam(Optimizer):
         for i, p in enumerate(self.params):
             if not p.requires_grad:
                 continue
-            xp = array_namespace(p.data)
             g = p.grad
             if self.weight_decay:
                 g = g + self.weight_decay * p.data
             m, v = exp_avg[i], exp_avg_sq[i]
+            fast = ufuncs_with_out(p.data)
+            if fast is not None:  # NumPy/CuPy: the lines below, without temporaries
+                self._step_out(
+                    fast,
+                    p.data,
+                    g,
+                    m,
+                    v,
+                    max_sq[i] if self.amsgrad else None,
+                    step_size,
+                    sqrt_bias_correction2,
+                )
+                continue
+            xp = array_namespace(p.data)
             m *= self.beta1
             m += (1 - self.beta1) * g
             v *= self.beta2
@@ -275,6 +290,41 @@ class Adam(Optimizer):
             denom += self.eps
             data = p.data
             data -= step_size * (m / denom)  # in place
+
+    def _step_out(self, fast, data, g, m, v, max_sq, step_size, sqrt_bias_correction2):
+        """Fast path of :meth:`step` for one parameter: the same operations in the same order
+        (so the same float32 results, bit for bit), but every intermediate goes into one
+        reused scratch buffer via ``out=`` instead of a fresh array. ``fast`` is the NumPy or
+        CuPy module (:func:`minigan.functional.ufuncs_with_out`)."""
+        s = self._scratch(data)
+        m *= self.beta1
+        fast.multiply(g, 1 - self.beta1, out=s)
+        m += s  # m = beta1 m + (1 - beta1) g
+        v *= self.beta2
+        fast.multiply(g, g, out=s)
+        s *= 1 - self.beta2
+        v += s  # v = beta2 v + (1 - beta2) g^2
+        if max_sq is not None:
+            fast.maximum(max_sq, v, out=max_sq)
+            v = max_sq
+        fast.sqrt(v, out=s)
+        s /= sqrt_bias_correction2
+        s += self.eps  # s = sqrt(v_hat) / sqrt(1 - beta2^t) + eps
+        fast.divide(m, s, out=s)
+        s *= step_size
+        data -= s
+
+    def _scratch(self, like):
+        """A buffer shaped like ``like``: a view into one flat array per dtype and device,
+        reused for every parameter so that it stays in cache (never part of the state)."""
+        key = (type(like), like.dtype, str(device_of(like)))
+        bufs = self._scratch_bufs
+        if key not in bufs:
+            size = max(p.data.size for p in self.params)
+            bufs[key] = array_namespace(like).empty(
+                (size,), dtype=like.dtype, device=device_of(like)
+            )
+        return bufs[key][: like.size].reshape(like.shape)
 
 
 def clip_grad_norm_(params, max_norm: float):
