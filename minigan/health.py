@@ -44,7 +44,7 @@ import numpy as np
 
 from .backend import array_namespace
 
-__all__ = ["HealthWarning", "HealthMonitor", "CODES", "grad_norm"]
+__all__ = ["HealthWarning", "HealthMonitor", "TrainingDiagnostics", "CODES", "grad_norm"]
 
 #: Warning codes with their suggested fixes.
 CODES: dict[str, str] = {
@@ -363,3 +363,150 @@ class HealthMonitor:
         if not self.warnings:
             return "[health] no problems detected"
         return "\n".join(str(w) for w in self.warnings)
+
+
+class TrainingDiagnostics:
+    """What :func:`minigan.train_mnist` runs at its log interval and after each epoch.
+
+    * at each log interval (:meth:`on_log`): the means of the interval's D loss, G loss,
+      D(x), D(G(z)) and the gradient norms of G and D (two host reads) go to a
+      :class:`HealthMonitor`; new warnings are printed with ``say``;
+    * every ``metrics_every`` epochs (:meth:`on_epoch_end`):
+      :func:`minigan.metrics.classifier_metrics` of ``metrics_samples`` images from fixed
+      noise (Inception score, Frechet classifier distance to the MNIST test set, class
+      histogram, digits covered), next to the same scores of as many held-out real images
+      (training images from 50,000); the histogram also goes to the monitor
+      (``MODE_COLLAPSE``); the rows are written to ``metrics.json`` and plotted to
+      ``metrics.png`` in ``out_dir``.
+
+    Parameters
+    ----------
+    gan : GAN
+    health : bool
+        Run the health checks.
+    metrics_every : int, optional
+        Epochs between classifier metrics (None: never). The first use trains and caches the
+        MNIST classifier (:func:`minigan.classifier.load_classifier`, about a minute).
+    metrics_samples : int
+        Generated images per evaluation (default 2000).
+    data_dir : MNIST location
+    seed : int
+        Seeds the fixed metric noise.
+    out_dir : path, optional
+        Where ``metrics.json`` / ``metrics.png`` go.
+    say : callable
+        Prints a line (``tqdm.write`` under a progress bar).
+    monitor : HealthMonitor, optional
+        Custom thresholds.
+
+    Attributes
+    ----------
+    monitor : HealthMonitor
+    metrics : list of dict
+        One row per evaluation: ``epoch``, ``step`` and the keys of ``classifier_metrics``.
+    artifacts : dict of str -> Path
+        ``metrics_plot`` and ``metrics_json`` once written.
+    """
+
+    def __init__(
+        self,
+        gan,
+        *,
+        health: bool = True,
+        metrics_every: int | None = None,
+        metrics_samples: int = 2000,
+        data_dir=None,
+        seed: int = 0,
+        out_dir=None,
+        say=print,
+        monitor: HealthMonitor | None = None,
+    ):
+        if metrics_every is not None:
+            metrics_every = _positive_int("metrics_every", metrics_every)
+        self.gan = gan
+        self.health = bool(health)
+        self.metrics_every = metrics_every
+        self.metrics_samples = _positive_int("metrics_samples", metrics_samples)
+        if self.metrics_samples < 10:
+            raise ValueError(f"metrics_samples: expected >= 10, got {metrics_samples}")
+        self.data_dir = data_dir
+        self.seed = int(seed)
+        self.out_dir = out_dir
+        self.say = say
+        self.monitor = monitor if monitor is not None else HealthMonitor()
+        self.metrics: list[dict[str, Any]] = []
+        self.artifacts: dict[str, Any] = {}
+        self._classifier = None
+        self._reference = None  # (mu, cov) of the test set's features, and its scores
+
+    @property
+    def warnings(self) -> list[HealthWarning]:
+        return self.monitor.warnings
+
+    def _report(self, warnings: list[HealthWarning]) -> None:
+        for w in warnings:
+            self.say(str(w))
+
+    def on_log(self, step: int, rows) -> list[HealthWarning]:
+        """Check the rows (dicts with d_loss, g_loss, d_real, d_fake) of one log interval."""
+        if not self.health or not rows:
+            return []
+        stats: dict[str, Any] = {
+            k: float(np.mean([r[k] for r in rows]))
+            for k in ("d_loss", "g_loss", "d_real", "d_fake")
+        }
+        stats["g_grad_norm"] = grad_norm(self.gan.generator)
+        stats["d_grad_norm"] = grad_norm(self.gan.discriminator)
+        new = self.monitor.update(step, stats)
+        self._report(new)
+        return new
+
+    def on_epoch_end(self, epoch: int, step: int) -> dict[str, Any] | None:
+        """Classifier metrics every ``metrics_every`` epochs; returns the row or None."""
+        if self.metrics_every is None or epoch % self.metrics_every != 0:
+            return None
+        from pathlib import Path
+
+        from .metrics import classifier_metrics, feature_statistics, generate_samples, plot_metrics
+
+        if self._classifier is None:
+            from .classifier import load_classifier
+            from .data import load_mnist
+
+            def device_images(u8):  # uint8 (N, 28, 28) -> (N, 784) in [0, 1] on the device
+                return self.gan.backend.asarray(u8.reshape(-1, 784).astype(np.float32) / 255.0)
+
+            self._classifier = load_classifier(device=self.gan.backend, data_dir=self.data_dir)
+            test, _ = load_mnist("test", root=self.data_dir)
+            feats, _ = self._classifier.features_and_logits(device_images(test))
+            stats = feature_statistics(feats)
+            # reference row: as many held-out real images (training images 50,000...)
+            train, _ = load_mnist("train", root=self.data_dir)
+            held_out = device_images(train[50000 : 50000 + min(self.metrics_samples, 10000)])
+            real = classifier_metrics(held_out, self._classifier, stats)
+            self._reference = (stats, real)
+        stats, real = self._reference
+        # the same noise at every evaluation, independent of the training noise
+        samples = generate_samples(self.gan, self.metrics_samples, seed=[self.seed, 3])
+        row: dict[str, Any] = {"epoch": int(epoch), "step": int(step)}
+        row |= classifier_metrics(samples, self._classifier, stats)
+        row["reference"] = {
+            k: real[k] for k in ("inception_score", "fcd", "digits_covered", "kl_uniform")
+        }
+        self.metrics.append(row)
+        self.say(
+            f"metrics epoch {epoch}: Inception score {row['inception_score']:.2f} (real "
+            f"{real['inception_score']:.2f}), FCD {row['fcd']:.2f} (real {real['fcd']:.2f}), "
+            f"digits covered {row['digits_covered']}/10, KL to uniform {row['kl_uniform']:.3f}"
+        )
+        if self.health:
+            self._report(self.monitor.update(step, {"class_hist": row["histogram"]}))
+        if self.out_dir is not None:
+            import json
+
+            out = Path(self.out_dir)
+            self.artifacts["metrics_plot"] = plot_metrics(self.metrics, out / "metrics.png")
+            path = out / "metrics.json"
+            path.write_text(json.dumps(self.metrics, indent=1))
+            self.artifacts["metrics_json"] = path
+        return row

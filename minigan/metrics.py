@@ -53,6 +53,7 @@ __all__ = [
     "generate_samples",
     "evaluate_checkpoint",
     "format_table",
+    "plot_metrics",
 ]
 
 #: Goodfellow et al. (2014), Table 1, MNIST column: Parzen-window log-likelihood (nats) +- s.e.
@@ -617,11 +618,12 @@ REFERENCE_CENTRES = (0, 10000)
 FCD_REFERENCE_REAL = (50000, 60000)
 
 
-def generate_samples(gan, n: int, *, seed: int = 0, batch_size: int = 1000):
+def generate_samples(gan, n: int, *, seed=0, batch_size: int = 1000):
     """``n`` generated images in [0, 1] on the GAN's device, (n, D), from noise seeded by ``seed``.
 
-    ``z ~ N(0, I)`` is drawn on the host by ``numpy.random.default_rng(seed)`` (so CPU and GPU
-    give the same samples), and the ``tanh`` output ``x`` is mapped by ``(x + 1) / 2``.
+    ``z ~ N(0, I)`` is drawn on the host by ``numpy.random.default_rng(seed)`` (``seed``: an
+    int or a sequence of ints; CPU and GPU give the same samples), and the ``tanh`` output
+    ``x`` is mapped by ``(x + 1) / 2``.
     """
     xp = gan.backend.xp
     rng = np.random.default_rng(seed)
@@ -923,3 +925,55 @@ def format_table(results: dict[str, Any]) -> str:
         if nn.get("figure"):
             lines.append(f"  figure: {nn['figure']}")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def plot_metrics(rows, path) -> Path:
+    """Plot classifier metrics logged during training against the epoch, as a PNG.
+
+    Parameters
+    ----------
+    rows : sequence of dicts with ``epoch``, ``inception_score``, ``fcd``, ``digits_covered``
+        and optionally ``reference`` (the same keys for real images, drawn dashed), as
+        :class:`minigan.health.TrainingDiagnostics` logs them every ``metrics_every`` epochs
+    path : output ``.png``
+
+    Returns
+    -------
+    Path of the written file.
+
+    Raises
+    ------
+    ValueError
+        No rows.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    rows = list(rows)
+    if not rows:
+        raise ValueError("rows: nothing to plot (empty list)")
+    epochs = [r["epoch"] for r in rows]
+    fig = Figure(figsize=(9, 3.2), dpi=100, layout="constrained")
+    axes = fig.subplots(1, 3)
+    panels = (
+        ("inception_score", "Inception score (classifier)", (1, 10), "higher is better"),
+        ("fcd", "Frechet classifier distance", None, "lower is better"),
+        ("digits_covered", "digits covered (of 10)", (0, 10.5), "mode collapse: fewer"),
+    )
+    for ax, (key, title, ylim, note) in zip(axes, panels, strict=True):
+        ys = [np.nan if r.get(key) is None else float(r[key]) for r in rows]
+        ax.plot(epochs, ys, marker="o", linewidth=1.2)
+        ref = rows[-1].get("reference", {}).get(key) if rows[-1].get("reference") else None
+        if ref is not None:
+            ax.axhline(ref, color="gray", linestyle="--", linewidth=0.8, label="real images")
+            ax.legend(loc="best", fontsize=8)
+        ax.set_title(f"{title}\n({note})", fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if ylim:
+            ax.set_ylim(*ylim)
+        ax.grid(alpha=0.3)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path

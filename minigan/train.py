@@ -39,6 +39,7 @@ from .backend import Backend, resolve_device, to_numpy
 from .checkpoint import _overrides_from_json, load_checkpoint, restore_gan, save_checkpoint
 from .data import MNIST_SIZES, BatchIterator, default_data_dir, load_mnist, preprocess
 from .gan import GAN, PRESETS, Preset, build_gan, get_preset
+from .health import TrainingDiagnostics
 from .viz import make_gif, plot_losses, save_image_grid
 
 __all__ = ["History", "NonFiniteLossError", "train_mnist", "METRICS"]
@@ -73,6 +74,8 @@ class History:
     out_dir : Path
     config : dict
         The run's settings, as stored in the checkpoint and ``log.json``.
+    health : list of HealthWarning
+        Warnings of the training health checks (:mod:`minigan.health`) in this process.
     """
 
     gan: GAN
@@ -81,6 +84,7 @@ class History:
     artifacts: dict[str, Path] = field(default_factory=dict)
     out_dir: Path | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    health: list[Any] = field(default_factory=list)
 
     def __repr__(self) -> str:  # the default would print every step
         last = self.steps[-1] if self.steps else None
@@ -374,6 +378,9 @@ def train_mnist(
     max_steps: int | None = None,
     limit: int | None = None,
     checkpoint_every_epoch: bool = True,
+    health: bool = True,
+    metrics_every: int | None = None,
+    metrics_samples: int = 2000,
     **overrides: Any,
 ) -> History:
     """Train a GAN on the real MNIST training set and write its pictures, log and checkpoints.
@@ -414,6 +421,17 @@ def train_mnist(
         Train on the first ``limit`` training images only (small mode).
     checkpoint_every_epoch : bool
         Save ``checkpoint.npz`` after every epoch (it is always saved at the end).
+    health : bool
+        Run the health checks of :class:`minigan.health.HealthMonitor` at every log interval
+        (D winning, D(G(z)) stuck near 0, G loss rising, exploding gradients) and print each
+        warning once, with a suggested fix.
+    metrics_every : int, optional
+        Every this many epochs, score ``metrics_samples`` images from fixed noise with the MNIST
+        classifier (Inception score, Frechet classifier distance, digits covered; also checks
+        for mode collapse), print one line, store it in ``History.epochs[i]["metrics"]`` and
+        plot ``metrics.png``. The first use trains and caches the classifier (about a minute).
+    metrics_samples : int
+        Images per metrics evaluation (>= 10; default 2000).
     **overrides
         Passed to :func:`minigan.gan.build_gan`: preset fields (``lr=1e-4``,
         ``g_loss="saturating"``, ``g_hidden=(128,)``...) or ``dtype``.
@@ -459,6 +477,8 @@ def train_mnist(
     _check_int("max_steps", max_steps, 1, allow_none=True)
     _check_int("limit", limit, 1, allow_none=True)
     _check_int("seed", seed, 0)
+    _check_int("metrics_every", metrics_every, 1, allow_none=True)
+    _check_int("metrics_samples", metrics_samples, 10)
     preset_name, overrides = _split_preset(preset, overrides)
     _check_overrides(overrides)
     backend: Backend = resolve_device(device)  # RuntimeError for "gpu" without CuPy
@@ -621,6 +641,17 @@ def train_mnist(
         total=total, initial=min(step, total), disable=not progress, unit="step", dynamic_ncols=True
     )
     say = bar.write if progress else print
+    diag = TrainingDiagnostics(
+        gan,
+        health=health,
+        metrics_every=metrics_every,
+        metrics_samples=metrics_samples,
+        data_dir=data_dir,
+        seed=seed,
+        out_dir=out_dir,
+        say=say,
+    )
+    history.health = diag.warnings
     last_saved_step = -1
     try:
         with _SigintGuard() as guard:
@@ -637,7 +668,7 @@ def train_mnist(
                         # ---- at log interval: the only host sync inside an epoch ----
                         flush()
                         good = snapshot()
-                        # (health checks / periodic metrics go here)
+                        diag.on_log(step, history.steps[-log_every:])  # health checks
                     if guard.requested:
                         raise _StopRequested
                     if max_steps is not None and step >= max_steps:
@@ -655,7 +686,10 @@ def train_mnist(
                     str(grid(f"epoch_{epoch:03d}.png")) if sample_every_epoch else None
                 )
                 history.epochs.append(summary)
-                # (epoch-end metrics / health checks go here)
+                metrics_row = diag.on_epoch_end(epoch, step)  # every metrics_every epochs
+                if metrics_row is not None:
+                    summary["metrics"] = metrics_row
+                    art.update(diag.artifacts)
                 good = snapshot()
                 if checkpoint_every_epoch:
                     save(good)
