@@ -349,6 +349,13 @@ class LeakyReLU(Module):
     Shapes
     ------
     x (*) -> y (*).
+
+    Notes
+    -----
+    Runs the fast pair :func:`~minigan.functional.leaky_relu_fast_forward` /
+    ``leaky_relu_fast_backward`` (multiply by the cached slope ``dy/dx`` instead of
+    ``where``): the same numbers as the teaching pair ``leaky_relu_forward`` /
+    ``leaky_relu_backward``, several times faster on a CPU (``tests/test_fastpath.py``).
     """
 
     def __init__(self, negative_slope: float = 0.01):
@@ -356,12 +363,12 @@ class LeakyReLU(Module):
         self.negative_slope = float(negative_slope)
 
     def forward(self, x):
-        y, self._cache = F.leaky_relu_forward(x, self.negative_slope)
+        y, self._cache = F.leaky_relu_fast_forward(x, self.negative_slope)
         return y
 
     def backward(self, dout, *, input_grad: bool = True):
         cache = self._cached()
-        return F.leaky_relu_backward(dout, cache) if input_grad else None
+        return F.leaky_relu_fast_backward(dout, cache) if input_grad else None
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}"
