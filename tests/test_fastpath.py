@@ -1,0 +1,338 @@
+"""The fast paths compute what the teaching forms compute.
+
+minigan keeps two forms where speed and readability pull apart (``docs/benchmarks.md``):
+
+* ``Adam.step``: the plain array-API update (lesson-facing) and, on NumPy/CuPy, ``_step_out``,
+  the same operations written into one scratch buffer with ``out=``;
+* LeakyReLU: the teaching pair ``F.leaky_relu_forward/backward`` (``where`` on a mask) and the
+  pair the layer runs, ``F.leaky_relu_fast_forward/backward`` (multiply by the cached slope).
+
+Both fast paths do the same floating-point operations on the same values, so they are checked
+for **exact** equality. The whole ``GAN.train_step`` is then checked against a reference step
+written here from the plain teaching functions only (``F.linear_*``, ``F.leaky_relu_*``,
+``F.tanh_*``, ``F.bce_with_logits_*`` and Adam's equations), for a few steps: to 1e-12
+relative in float64 and within float32 rounding (1e-5 relative) in float32.
+
+No timing here: speed is measured in ``benchmarks/bench_step.py``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+from conftest import host
+
+from minigan import functional as F
+from minigan.functional import fast_paths, ufuncs_with_out
+from minigan.gan import build_gan
+from minigan.layers import LeakyReLU, Linear
+from minigan.optim import Adam
+
+SLOPES = [0.2, 0.01, 0.0, 1.0, 1.5, -0.3, 1 / 3]
+SMALL = dict(latent_dim=6, g_hidden=(16, 24), d_hidden=(24, 16), data_dim=20)
+
+
+# ----------------------------------------------------------------------------------------------
+# The one library switch
+# ----------------------------------------------------------------------------------------------
+def test_ufuncs_with_out_names_numpy_and_nothing_else(backend):
+    x = backend.zeros((2,), "float32")
+    got = ufuncs_with_out(x)
+    if backend.name == "cpu":
+        assert got is np
+    elif backend.name == "gpu":
+        import cupy
+
+        assert got is cupy
+    else:
+        assert got is None  # array-api-strict: the plain lines
+    with fast_paths(False):
+        assert ufuncs_with_out(x) is None
+    assert ufuncs_with_out(x) is got  # restored on exit
+
+
+def test_fast_paths_switch_restores_after_an_error():
+    with pytest.raises(RuntimeError), fast_paths(False):
+        raise RuntimeError("boom")
+    assert F.FAST_PATHS is True
+
+
+# ----------------------------------------------------------------------------------------------
+# LeakyReLU: multiply by the cached slope == where on the mask, bit for bit
+# ----------------------------------------------------------------------------------------------
+def _special_inputs(rng, dtype):
+    x = rng.standard_normal((7, 9)) * 3
+    x.flat[:8] = [0.0, -0.0, np.inf, -np.inf, 1e30, -1e30, 1e-40, -1e-40]
+    x.flat[8] = np.nan
+    return x.astype(dtype)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")  # -inf * 0: NaN in both forms
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("slope", SLOPES)
+def test_leaky_relu_fast_pair_equals_teaching_pair_exactly(backend, rng, dtype, slope):
+    x = backend.asarray(_special_inputs(rng, dtype), dtype)
+    dout = backend.asarray(rng.standard_normal((7, 9)), dtype)
+    y_teach, c_teach = F.leaky_relu_forward(x, slope)
+    y_fast, c_fast = F.leaky_relu_fast_forward(x, slope)
+    dx_teach = F.leaky_relu_backward(dout, c_teach)
+    dx_fast = F.leaky_relu_fast_backward(dout, c_fast)
+    for teach, fast in ((y_teach, y_fast), (dx_teach, dx_fast)):
+        assert fast.dtype == x.dtype
+        # exact, NaN where NaN (the NaN input), same sign of zero not required (0 == -0)
+        np.testing.assert_array_equal(host(fast), host(teach))
+    # the cached slope holds exactly 1 or negative_slope
+    s = host(c_fast)
+    assert set(np.unique(s).tolist()) <= {1.0, float(np.asarray(slope, dtype=dtype))}
+
+
+def test_leaky_relu_fast_pair_gradcheck(rng):
+    from minigan.gradcheck import check_function
+
+    x = rng.standard_normal((4, 5))
+    x = np.where(np.abs(x) < 0.1, 0.5, x)  # away from the kink
+    report = check_function(
+        lambda x: F.leaky_relu_fast_forward(x, 0.2),
+        F.leaky_relu_fast_backward,
+        x,
+        names=["x"],
+        seed=3,
+    )
+    assert report.max_rel_error < 1e-6, str(report)
+
+
+def test_leaky_relu_layer_runs_the_fast_pair_and_matches_the_teaching_pair(rng):
+    x = rng.standard_normal((5, 6)).astype(np.float32)
+    dout = rng.standard_normal((5, 6)).astype(np.float32)
+    layer = LeakyReLU(0.2)
+    y = layer.forward(x)
+    dx = layer.backward(dout)
+    y_ref, cache = F.leaky_relu_forward(x, 0.2)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(dx, F.leaky_relu_backward(dout, cache))
+    assert layer.backward(dout, input_grad=False) is None
+
+
+# ----------------------------------------------------------------------------------------------
+# Adam: the out= path equals the plain array-API lines, bit for bit
+# ----------------------------------------------------------------------------------------------
+def _adam_run(dtype, fast, *, amsgrad=False, weight_decay=0.0, steps=5):
+    rng = np.random.default_rng(5)
+    model = Linear(7, 3, dtype=dtype, rng=1)
+    opt = Adam(
+        model.parameters(),
+        lr=1e-2,
+        betas=(0.5, 0.999),
+        eps=1e-8,
+        weight_decay=weight_decay,
+        amsgrad=amsgrad,
+    )
+    with fast_paths(fast):
+        for _ in range(steps):
+            opt.zero_grad()
+            for p in opt.params:
+                p.grad[...] = rng.standard_normal(p.grad.shape) * rng.uniform(0.01, 10)
+            opt.step()
+    return [np.array(p.data) for p in opt.params], opt.state_dict()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("amsgrad", [False, True])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_adam_out_path_equals_plain_update_exactly(dtype, amsgrad, weight_decay):
+    fast, fast_state = _adam_run(dtype, True, amsgrad=amsgrad, weight_decay=weight_decay)
+    plain, plain_state = _adam_run(dtype, False, amsgrad=amsgrad, weight_decay=weight_decay)
+    for a, b in zip(fast, plain, strict=True):
+        assert a.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(a, b)
+    for key, value in plain_state.items():
+        np.testing.assert_array_equal(np.asarray(fast_state[key]), np.asarray(value))
+    assert not any("scratch" in k for k in fast_state), "scratch buffers are not state"
+
+
+def test_adam_out_path_changes_the_parameters():
+    # guard against a vacuous equality: a run that updated nothing would also be "equal"
+    fast, _ = _adam_run("float32", True)
+    start = [np.array(p.data) for p in Linear(7, 3, dtype="float32", rng=1).parameters()]
+    assert all(np.max(np.abs(a - b)) > 1e-3 for a, b in zip(fast, start, strict=True))
+
+
+# ----------------------------------------------------------------------------------------------
+# The whole GAN step against a reference built from the teaching functions only
+# ----------------------------------------------------------------------------------------------
+def _host_params(seq):
+    """[(W, b), ...] host copies of a Sequential's Linear layers, in order."""
+    return [
+        (np.array(host(m.params["weight"])), np.array(host(m.params["bias"])))
+        for m in seq.layers
+        if isinstance(m, Linear)
+    ]
+
+
+def _mlp_forward(params, x, slope, tanh):
+    caches = []
+    for i, (w, b) in enumerate(params):
+        x, c = F.linear_forward(x, w, b)
+        caches.append(("linear", c))
+        if i < len(params) - 1:
+            x, c = F.leaky_relu_forward(x, slope)
+            caches.append(("leaky", c))
+    if tanh:
+        x, c = F.tanh_forward(x)
+        caches.append(("tanh", c))
+    return x, caches
+
+
+def _mlp_backward(dout, caches, *, need_dparams, need_input_grad):
+    grads = []
+    first = caches[0][1]
+    for kind, c in reversed(caches):
+        if kind == "linear":
+            dx, dw, db = F.linear_backward(
+                dout,
+                c,
+                need_dx=need_input_grad or c is not first,
+                need_dparams=need_dparams,
+            )
+            grads.append((dw, db))
+            dout = dx
+        elif kind == "leaky":
+            dout = F.leaky_relu_backward(dout, c)
+        else:
+            dout = F.tanh_backward(dout, c)
+    return dout, grads[::-1]
+
+
+class _RefAdam:
+    """Adam's equations (Kingma & Ba 2015, Alg. 1, PyTorch's eps placement) on host arrays."""
+
+    def __init__(self, params, lr, betas, eps):
+        self.params, self.lr, self.betas, self.eps = params, lr, betas, eps
+        self.m = [[np.zeros_like(a) for a in wb] for wb in params]
+        self.v = [[np.zeros_like(a) for a in wb] for wb in params]
+        self.t = 0
+
+    def step(self, grads):
+        self.t += 1
+        b1, b2 = self.betas
+        for i, (wb, gwb) in enumerate(zip(self.params, grads, strict=True)):
+            for j, (p, g) in enumerate(zip(wb, gwb, strict=True)):
+                m, v = self.m[i][j], self.v[i][j]
+                m *= b1
+                m += (1 - b1) * g
+                v *= b2
+                v += (1 - b2) * (g * g)
+                denom = np.sqrt(v) / math.sqrt(1 - b2**self.t) + self.eps
+                p -= self.lr / (1 - b1**self.t) * (m / denom)
+
+
+def _reference_steps(gan, reals):
+    """Run ``len(reals)`` GAN steps with the teaching functions; returns (losses, G, D)."""
+    p = gan.preset
+    G, D = _host_params(gan.generator), _host_params(gan.discriminator)
+    g_opt = _RefAdam(G, p.lr, p.betas, p.eps)
+    d_opt = _RefAdam(D, p.lr, p.betas, p.eps)
+    rng = copy.deepcopy(gan.rng)
+    dtype = G[0][0].dtype
+    losses = []
+    for real in reals:
+        n = real.shape[0]
+        ones, zeros = np.ones((n, 1), dtype), np.zeros((n, 1), dtype)
+        z = rng.standard_normal((n, p.latent_dim), dtype=dtype)
+        fake, g_caches = _mlp_forward(G, z, p.negative_slope, tanh=True)
+        # D step: real, then fake (detached), gradients summed
+        logits_r, c = _mlp_forward(D, real, p.negative_slope, tanh=False)
+        loss_r, lc = F.bce_with_logits_forward(logits_r, ones)
+        _, d_grads_r = _mlp_backward(
+            F.bce_with_logits_backward(np.ones((), dtype), lc),
+            c,
+            need_dparams=True,
+            need_input_grad=False,
+        )
+        logits_f, c = _mlp_forward(D, fake, p.negative_slope, tanh=False)
+        loss_f, lc = F.bce_with_logits_forward(logits_f, zeros)
+        _, d_grads_f = _mlp_backward(
+            F.bce_with_logits_backward(np.ones((), dtype), lc),
+            c,
+            need_dparams=True,
+            need_input_grad=False,
+        )
+        d_opt.step(
+            [(wr + wf, br + bf) for (wr, br), (wf, bf) in zip(d_grads_r, d_grads_f, strict=True)]
+        )
+        # G step: non-saturating loss through the updated D; D's weights get no gradient
+        logits, c = _mlp_forward(D, fake, p.negative_slope, tanh=False)
+        g_loss, lc = F.bce_with_logits_forward(logits, ones)
+        dfake, _ = _mlp_backward(
+            F.bce_with_logits_backward(np.ones((), dtype), lc),
+            c,
+            need_dparams=False,
+            need_input_grad=True,
+        )
+        _, g_grads = _mlp_backward(dfake, g_caches, need_dparams=True, need_input_grad=False)
+        g_opt.step(g_grads)
+        losses.append([float(loss_r + loss_f), float(g_loss)])
+    return np.array(losses), G, D
+
+
+def _rel(a, b) -> float:
+    return float(np.max(np.abs(a - b)) / max(1e-30, float(np.max(np.abs(b)))))
+
+
+@pytest.mark.parametrize(("dtype", "tol"), [("float64", 1e-12), ("float32", 1e-5)])
+def test_fast_gan_step_equals_reference_step_from_teaching_functions(dtype, tol):
+    gan = build_gan("default", seed=3, dtype=dtype, **SMALL)
+    rng = np.random.default_rng(9)
+    reals = [rng.uniform(-1, 1, (8, SMALL["data_dim"])).astype(dtype) for _ in range(4)]
+    want_losses, want_g, want_d = _reference_steps(gan, reals)
+
+    got_losses = []
+    for real in reals:
+        out = gan.train_step(real)
+        got_losses.append([float(out["d_loss"]), float(out["g_loss"])])
+    assert _rel(np.array(got_losses), want_losses) < tol
+    for got_seq, want in ((gan.generator, want_g), (gan.discriminator, want_d)):
+        for (gw, gb), (ww, wb) in zip(_host_params(got_seq), want, strict=True):
+            assert gw.dtype == np.dtype(dtype)
+            assert _rel(gw, ww) < tol
+            assert _rel(gb, wb) < tol
+    # not vacuous: training moved the weights away from their initial values
+    start = build_gan("default", seed=3, dtype=dtype, **SMALL)
+    assert _rel(_host_params(gan.generator)[0][0], _host_params(start.generator)[0][0]) > 1e-4
+
+
+def test_gan_step_with_fast_paths_off_is_bit_identical():
+    rng = np.random.default_rng(2)
+    reals = [rng.uniform(-1, 1, (8, SMALL["data_dim"])).astype(np.float32) for _ in range(3)]
+    fast, plain = build_gan(seed=1, **SMALL), build_gan(seed=1, **SMALL)
+    for real in reals:
+        a = fast.train_step(real)
+        with fast_paths(False):
+            b = plain.train_step(real)
+        assert float(a["d_loss"]) == float(b["d_loss"])
+        assert float(a["g_loss"]) == float(b["g_loss"])
+    sa, sb = fast.state_dict(), plain.state_dict()
+    for key, value in sb.items():
+        if key != "rng":
+            np.testing.assert_array_equal(np.asarray(sa[key]), np.asarray(value), err_msg=key)
+
+
+def test_gan_step_on_array_api_strict_equals_numpy(backend):
+    """The fast paths run only on NumPy/CuPy; array-api-strict takes the plain lines. Same
+    numbers in float64 (1e-12), so the two forms agree inside the real training step too."""
+    if backend.name == "cpu":
+        pytest.skip("this test compares another backend with NumPy")
+    rng = np.random.default_rng(4)
+    reals = [rng.uniform(-1, 1, (8, SMALL["data_dim"])) for _ in range(3)]
+    ref = build_gan(seed=2, dtype="float64", **SMALL)
+    other = build_gan(seed=2, dtype="float64", device=backend, **SMALL)
+    for real in reals:
+        a = ref.train_step(real)
+        b = other.train_step(backend.asarray(real, "float64"))
+        assert abs(float(a["g_loss"]) - float(host(b["g_loss"]))) < 1e-12
+    for key, value in ref.state_dict().items():
+        if key != "rng" and hasattr(value, "shape"):
+            assert _rel(host(other.state_dict()[key]), np.asarray(value)) < 1e-12, key
