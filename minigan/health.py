@@ -23,7 +23,7 @@ code                      fires when
 ``G_LOSS_RISING``         G loss rose by > ``rise_min`` nats over the last ``rise_window`` checks,
                           steadily (correlation with time > ``rise_corr``)
 ``GRAD_EXPLODING``        a ``*grad_norm`` statistic exceeds ``grad_factor`` x its running
-                          median, or ``grad_max``
+                          median for ``grad_patience`` checks, or ``grad_max``
 ``MODE_COLLAPSE``         the class histogram of generated digits covers fewer than
                           ``min_digits`` digits (>= 1% each), or one digit takes > ``max_share``
 ========================  ======================================================================
@@ -148,6 +148,10 @@ class HealthMonitor:
         median of its earlier values, or ``grad_max`` (default 1e3).
     grad_warmup : int
         Earlier values needed before the relative test applies (default 3).
+    grad_patience : int
+        Consecutive checks the relative test must fail (default 2): single-step gradient norms
+        are noisy (a D norm can jump 5x for one step in healthy training), an explosion
+        persists. Exceeding ``grad_max`` fires at once.
     min_digits : int
         ``MODE_COLLAPSE`` when fewer digits than this get >= 1% of the samples (default 6).
     max_share : float
@@ -180,6 +184,7 @@ class HealthMonitor:
         grad_factor: float = 10.0,
         grad_max: float = 1e3,
         grad_warmup: int = 3,
+        grad_patience: int = 2,
         min_digits: int = 6,
         max_share: float = 0.5,
         repeat_every: int | None = None,
@@ -196,6 +201,7 @@ class HealthMonitor:
         self.grad_factor = float(grad_factor)
         self.grad_max = float(grad_max)
         self.grad_warmup = _positive_int("grad_warmup", grad_warmup)
+        self.grad_patience = _positive_int("grad_patience", grad_patience)
         self.min_digits = _positive_int("min_digits", min_digits)
         self.max_share = float(max_share)
         self.repeat_every = (
@@ -206,6 +212,7 @@ class HealthMonitor:
         self._streak = {"D_WINS": 0, "D_FAKE_ZERO": 0}
         self._g_losses: list[tuple[int, float]] = []
         self._grad_history: dict[str, list[float]] = {}
+        self._grad_streak: dict[str, int] = {}
         self._last_step: int | None = None
 
     # ------------------------------------------------------------------------------------
@@ -325,11 +332,19 @@ class HealthMonitor:
         if value > self.grad_max:
             reason = f"{key} {value:.3g} > {self.grad_max:g}"
         elif len(history) >= self.grad_warmup:
-            median = float(np.median(history))
+            # the median of the values before the current streak: a growing norm does not
+            # raise its own baseline
+            streak = self._grad_streak.get(key, 0)
+            median = float(np.median(history[: len(history) - streak]))
             if median > 0 and value > self.grad_factor * median:
-                reason = (
-                    f"{key} {value:.3g} is {value / median:.0f}x its running median {median:.3g}"
-                )
+                self._grad_streak[key] = streak + 1
+                if streak + 1 >= self.grad_patience:
+                    reason = (
+                        f"{key} {value:.3g} is {value / median:.0f}x its running median "
+                        f"{median:.3g} ({streak + 1} checks in a row)"
+                    )
+            else:
+                self._grad_streak[key] = 0
         history.append(value)
         if reason:
             self._emit(

@@ -116,6 +116,19 @@ def test_exploding_gradient_is_caught_before_nan():
     assert step < 20  # caught within a few steps of the blow-up
 
 
+def test_gradient_spike_must_persist_to_count_as_explosion():
+    m = HealthMonitor()  # grad_factor 10, grad_patience 2, grad_max 1e3
+    for step, g in enumerate([1.0, 1.2, 0.9, 1.1, 15.0, 1.0, 1.1]):  # one isolated spike
+        assert m.update(step, {"d_grad_norm": g}) == []
+    assert m.update(10, {"d_grad_norm": 15.0}) == []
+    (w,) = m.update(11, {"d_grad_norm": 40.0})  # second check in a row above 10x the median
+    assert w.code == "GRAD_EXPLODING" and "2 checks in a row" in w.message
+    assert "d_grad_norm 40 is 36x its running median 1.1" in w.message
+    # the absolute ceiling fires at once, whatever the history
+    (w,) = HealthMonitor().update(1, {"g_grad_norm": 5e3})
+    assert w.code == "GRAD_EXPLODING" and "> 1000" in w.message
+
+
 def test_nan_is_reported_once_unless_repeat_every():
     m = HealthMonitor()
     assert m.update(10, {"d_loss": 1.0, "g_loss": 0.8}) == []
@@ -161,6 +174,28 @@ def test_mode_collapse_from_real_classifier_histograms():
     m = HealthMonitor()
     assert m.update(1, {"class_hist": varied}) == []
     assert codes(m.update(2, {"class_hist": few})) == {"MODE_COLLAPSE"}
+
+
+@needs_mnist
+def test_train_mnist_runs_the_health_checks_and_metrics(tmp_path, capsys):
+    from minigan.train import train_mnist
+
+    hist = train_mnist(
+        epochs=2, batch_size=32, limit=640, device="cpu", progress=False, data_dir=MNIST_DIR,
+        out_dir=tmp_path, log_every=5, metrics_every=1, metrics_samples=300, latent_dim=16,
+        g_hidden=(32,), d_hidden=(32,),
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    rows = [e["metrics"] for e in hist.epochs]
+    assert [r["epoch"] for r in rows] == [1, 2] and all(r["n"] == 300 for r in rows)
+    assert rows[0]["reference"]["digits_covered"] == 10
+    assert out.count("metrics epoch") == 2
+    # 20 steps of a 32-unit GAN draw blobs that the classifier calls one or two digits: the
+    # mode-collapse check sees it, the warning is printed once and kept in History.health
+    assert rows[0]["digits_covered"] < 6
+    assert [w.code for w in hist.health] == ["MODE_COLLAPSE"]
+    assert out.count("MODE_COLLAPSE") == 1
+    assert (tmp_path / "metrics.png").is_file() and (tmp_path / "metrics.json").is_file()
 
 
 def test_warning_text_has_code_step_and_fix():
