@@ -450,7 +450,9 @@ class BatchIterator:
     seed : int or numpy.random.Generator
         The host generator of the permutations.
 
-    Shapes: each batch is (batch_size, D) on ``device`` (the last one may be smaller when
+    Shapes
+    ------
+    Each batch is (batch_size, D) on ``device`` (the last one may be smaller when
     ``drop_last=False``).
 
     Notes
