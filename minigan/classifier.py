@@ -79,6 +79,7 @@ class ClassifierConfig:
     std: float = 0.3081
 
     def to_dict(self) -> dict[str, Any]:
+        """The configuration as a JSON-friendly dict (``hidden`` as a list)."""
         d = asdict(self)
         d["hidden"] = list(self.hidden)
         return d
@@ -158,6 +159,7 @@ class MNISTClassifier:
 
     @property
     def feature_dim(self) -> int:
+        """Width of the penultimate features (the last hidden layer, for the Frechet distance)."""
         return self.config.hidden[-1]
 
     def _prepare(self, x):

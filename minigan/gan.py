@@ -289,6 +289,7 @@ class Preset:
     notes: str = field(default="", compare=False)
 
     def to_dict(self) -> dict[str, Any]:
+        """The preset's fields as a plain dict (what checkpoints and logs record)."""
         return asdict(self)
 
 

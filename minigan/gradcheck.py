@@ -99,6 +99,7 @@ class TensorCheck:
     message: str = ""
 
     def line(self) -> str:
+        """One report row: PASS/FAIL, name, shape, errors and the worst element."""
         status = "PASS" if self.passed else "FAIL"
         if self.message:
             return f"{status}  {self.name:<14} {str(self.shape):<14} {self.message}"

@@ -456,6 +456,7 @@ class TrainingDiagnostics:
 
     @property
     def warnings(self) -> list[HealthWarning]:
+        """Every health warning raised so far, in order."""
         return self.monitor.warnings
 
     def _report(self, warnings: list[HealthWarning]) -> None:

@@ -205,6 +205,7 @@ class Module:
             p.data[...] = backend_of(p.data).asarray(to_numpy(value), dtype=p.data.dtype)
 
     def extra_repr(self) -> str:
+        """Settings shown inside ``repr(module)`` (as in PyTorch); empty by default."""
         return ""
 
     def __repr__(self) -> str:
@@ -275,10 +276,12 @@ class Linear(Module):
 
     @property
     def weight(self):
+        """The weight array, shape (out_features, in_features)."""
         return self.params["weight"]
 
     @property
     def bias(self):
+        """The bias array, shape (out_features,), or None when built with ``bias=False``."""
         return self.params.get("bias")
 
     def forward(self, x):
@@ -296,6 +299,7 @@ class Linear(Module):
         return dx
 
     def extra_repr(self) -> str:
+        """``in_features=..., out_features=..., bias=...``."""
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"bias={'bias' in self.params}"
@@ -371,6 +375,7 @@ class LeakyReLU(Module):
         return F.leaky_relu_fast_backward(dout, cache) if input_grad else None
 
     def extra_repr(self) -> str:
+        """``negative_slope=...``."""
         return f"negative_slope={self.negative_slope}"
 
 
