@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from . import functional as F
 from .backend import as_generator, backend_of, host_rng_state, resolve_device, set_host_rng_state
 from .functional import sigmoid
-from .layers import LeakyReLU, Linear, Module, ReLU, Sequential, Tanh
+from .layers import LeakyReLU, Linear, Module, ReLU, Sequential, Sigmoid, Tanh
 from .losses import BCEWithLogitsLoss
 from .optim import Adam, Optimizer
 
@@ -31,6 +32,10 @@ __all__ = [
 ]
 
 G_LOSSES = ("non_saturating", "saturating")
+
+# Modules whose output row i depends only on input row i: a batch of [real; fake] through
+# them equals the two halves done separately (GAN.d_joint_batch).
+ROW_WISE_MODULES = (Linear, LeakyReLU, ReLU, Tanh, Sigmoid, Sequential)
 
 
 def _activation(name: str, negative_slope: float) -> Module:
@@ -113,6 +118,15 @@ class GAN:
     g_loss : {"non_saturating", "saturating"}
         ``-log D(G(z))`` (default, Goodfellow et al. 2014 Sec. 3) or the original minimax
         ``log(1 - D(G(z)))`` (kept to show why it fails: its gradient vanishes when D wins).
+
+    Attributes
+    ----------
+    d_joint_batch : bool
+        Run D's update as one pass over the 2N rows ``[real; fake]`` instead of two passes
+        (see :meth:`train_step`). True when every module of D acts row by row (Linear and the
+        activations); a D with any other module (e.g. a future BatchNorm, whose statistics
+        would mix real and fake rows) gets False and the two-pass form. Set it to False to
+        run the teaching form; ``minigan.functional.fast_paths(False)`` does too.
     """
 
     def __init__(
@@ -140,6 +154,7 @@ class GAN:
         self.dtype = first.dtype
         self._targets: dict[int, tuple[Any, Any]] = {}
         self.preset: Preset | None = None  # set by build_gan
+        self.d_joint_batch = all(type(m) in ROW_WISE_MODULES for m in discriminator.modules())
 
     # -- helpers ---------------------------------------------------------------------------
     def sample_noise(self, n: int):
@@ -184,12 +199,23 @@ class GAN:
         z = self.sample_noise(n)
         fake = G.forward(z)  # (N, D_data); G keeps its cache for the generator step below
         self.d_optimizer.zero_grad()
-        real_logits = D.forward(real)  # (N, 1)
-        d_loss_real = loss.forward(real_logits, ones)
-        D.backward(loss.backward(), input_grad=False)  # nobody needs dL/dx of real data
-        fake_logits = D.forward(fake)
-        d_loss_fake = loss.forward(fake_logits, zeros)
-        D.backward(loss.backward(), input_grad=False)  # G is not updated here ("detach")
+        if self.d_joint_batch and F.FAST_PATHS:
+            # Fast form, same gradients: one pass over the 2N rows [real; fake]. D's layers act
+            # row by row, so the halves do not interact, and dL/dW sums over all 2N rows just
+            # as the two backward passes below add up. One forward/backward, larger matrices.
+            logits = D.forward(xp.concat([real, fake], axis=0))  # (2N, 1)
+            real_logits, fake_logits = logits[:n, :], logits[n:, :]
+            d_loss_real = loss.forward(real_logits, ones)
+            dreal = loss.backward()
+            d_loss_fake = loss.forward(fake_logits, zeros)
+            D.backward(xp.concat([dreal, loss.backward()], axis=0), input_grad=False)
+        else:  # teaching form: real, then fake, gradients accumulating in D.grads
+            real_logits = D.forward(real)  # (N, 1)
+            d_loss_real = loss.forward(real_logits, ones)
+            D.backward(loss.backward(), input_grad=False)  # nobody needs dL/dx of real data
+            fake_logits = D.forward(fake)
+            d_loss_fake = loss.forward(fake_logits, zeros)
+            D.backward(loss.backward(), input_grad=False)  # G is not updated here ("detach")
         self.d_optimizer.step()
 
         # Generator: minimise -log D(G(z)) (non-saturating) through the *updated* D.

@@ -5,10 +5,13 @@ minigan keeps two forms where speed and readability pull apart (``docs/benchmark
 * ``Adam.step``: the plain array-API update (lesson-facing) and, on NumPy/CuPy, ``_step_out``,
   the same operations written into one scratch buffer with ``out=``;
 * LeakyReLU: the teaching pair ``F.leaky_relu_forward/backward`` (``where`` on a mask) and the
-  pair the layer runs, ``F.leaky_relu_fast_forward/backward`` (multiply by the cached slope).
+  pair the layer runs, ``F.leaky_relu_fast_forward/backward`` (multiply by the cached slope);
+* ``GAN.train_step``'s discriminator update: two passes (real, then fake) or one pass over
+  ``[real; fake]`` (``GAN.d_joint_batch``).
 
-Both fast paths do the same floating-point operations on the same values, so they are checked
-for **exact** equality. The whole ``GAN.train_step`` is then checked against a reference step
+The first two do the same floating-point operations on the same values, so they are checked
+for **exact** equality; the joint pass sums over rows in another order (equal to rounding:
+1e-12 in float64, 1e-5 in float32). The whole ``GAN.train_step`` is then checked against a reference step
 written here from the plain teaching functions only (``F.linear_*``, ``F.leaky_relu_*``,
 ``F.tanh_*``, ``F.bce_with_logits_*`` and Adam's equations), for a few steps: to 1e-12
 relative in float64 and within float32 rounding (1e-5 relative) in float32.
@@ -304,20 +307,55 @@ def test_fast_gan_step_equals_reference_step_from_teaching_functions(dtype, tol)
     assert _rel(_host_params(gan.generator)[0][0], _host_params(start.generator)[0][0]) > 1e-4
 
 
-def test_gan_step_with_fast_paths_off_is_bit_identical():
-    rng = np.random.default_rng(2)
-    reals = [rng.uniform(-1, 1, (8, SMALL["data_dim"])).astype(np.float32) for _ in range(3)]
-    fast, plain = build_gan(seed=1, **SMALL), build_gan(seed=1, **SMALL)
+def _run_pair(reals, dtype, joint: bool):
+    """The same GAN twice: fast paths on (``d_joint_batch=joint``) and all off."""
+    fast, plain = build_gan(seed=1, dtype=dtype, **SMALL), build_gan(seed=1, dtype=dtype, **SMALL)
+    fast.d_joint_batch = joint
+    assert plain.d_joint_batch  # fast_paths(False) must switch the joint pass off by itself
+    losses = []
     for real in reals:
         a = fast.train_step(real)
         with fast_paths(False):
             b = plain.train_step(real)
-        assert float(a["d_loss"]) == float(b["d_loss"])
-        assert float(a["g_loss"]) == float(b["g_loss"])
-    sa, sb = fast.state_dict(), plain.state_dict()
+        losses.append([[float(a[k]), float(b[k])] for k in ("d_loss", "g_loss", "d_real")])
+    return np.array(losses), fast.state_dict(), plain.state_dict()
+
+
+def test_gan_step_fast_paths_except_joint_batch_are_bit_identical():
+    rng = np.random.default_rng(2)
+    reals = [rng.uniform(-1, 1, (8, SMALL["data_dim"])).astype(np.float32) for _ in range(3)]
+    losses, sa, sb = _run_pair(reals, "float32", joint=False)
+    np.testing.assert_array_equal(losses[..., 0], losses[..., 1])
     for key, value in sb.items():
         if key != "rng":
             np.testing.assert_array_equal(np.asarray(sa[key]), np.asarray(value), err_msg=key)
+
+
+@pytest.mark.parametrize(("dtype", "tol"), [("float64", 1e-12), ("float32", 1e-5)])
+def test_gan_step_joint_d_batch_equals_two_passes(dtype, tol):
+    """D on [real; fake] in one pass vs the teaching form's two passes: the same math, the
+    sums over rows taken in another order, so equal to rounding."""
+    rng = np.random.default_rng(2)
+    reals = [rng.uniform(-1, 1, (8, SMALL["data_dim"])).astype(dtype) for _ in range(4)]
+    losses, sa, sb = _run_pair(reals, dtype, joint=True)
+    assert _rel(losses[..., 0], losses[..., 1]) < tol
+    for key, value in sb.items():
+        if key != "rng" and hasattr(value, "shape"):
+            assert _rel(np.asarray(sa[key]), np.asarray(value)) < tol, key
+
+
+def test_joint_d_batch_only_for_row_wise_discriminators():
+    from minigan.layers import Module, Sequential
+
+    class RowMixer(Module):  # stands for BatchNorm: each output row depends on all rows
+        def forward(self, x):
+            return x - x.mean(axis=0)
+
+    gan = build_gan(seed=0, **SMALL)
+    assert gan.d_joint_batch
+    d = Sequential(*gan.discriminator.layers[:1], RowMixer(), *gan.discriminator.layers[1:])
+    other = type(gan)(gan.generator, d, SMALL["latent_dim"], gan.g_optimizer, gan.d_optimizer)
+    assert not other.d_joint_batch
 
 
 def test_gan_step_on_array_api_strict_equals_numpy(backend):
