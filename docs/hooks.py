@@ -61,6 +61,14 @@ names are also importable from the top-level package (`minigan.Linear`, `minigan
 {table}
 """
 
+CLI_INTRO = """# Command line
+
+`pip install -e .` installs the `minigan` command (also `python -m minigan`). The help below
+is generated from the parser when the site is built, so it always matches the code
+([`minigan.cli`](api/cli.md)). Bad input prints one line `minigan: error: ...` and exits with
+status 2.
+"""
+
 BENCH_PLACEHOLDER = """# Benchmarks
 
 The benchmark results (minigan vs PyTorch on the same GAN, CPU and GPU) are not published yet.
@@ -106,6 +114,33 @@ def lesson_markdown(path: Path) -> str:
                 )
         else:
             parts.append(f"```python\n{src}\n```")
+    return "\n\n".join(parts) + "\n"
+
+
+def cli_markdown() -> str:
+    """The ``--help`` of ``minigan`` and of each subcommand, from the argparse parser itself."""
+    import argparse
+    import os
+
+    from minigan.cli import build_parser
+
+    old = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"  # argparse wraps help text to the terminal width
+    try:
+        parser = build_parser()
+        parts = [CLI_INTRO, f"```text\n$ minigan --help\n{parser.format_help().rstrip()}\n```"]
+        for action in parser._actions:  # argparse keeps its subcommands here
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    parts.append(f"## minigan {name}")
+                    parts.append(
+                        f"```text\n$ minigan {name} --help\n{sub.format_help().rstrip()}\n```"
+                    )
+    finally:
+        if old is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = old
     return "\n\n".join(parts) + "\n"
 
 
@@ -167,6 +202,7 @@ def on_files(files, config):
     files.append(
         File.generated(config, "api/index.md", content=API_INDEX.format(table="\n".join(rows)))
     )
+    files.append(File.generated(config, "cli.md", content=cli_markdown()))
     if not (_root(config) / "docs" / "benchmarks.md").exists():
         # Written by the benchmarks work; until then the nav entry gets a stub page.
         log.info("docs/benchmarks.md not found: using a placeholder page")
