@@ -95,7 +95,13 @@ def test_mkdocs_build_strict(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     site = tmp_path / "site"
-    for page in ("index.html", "math/index.html", "getting-started/index.html"):
+    for page in (
+        "index.html",
+        "math/index.html",
+        "getting-started/index.html",
+        "cli/index.html",
+        "benchmarks/index.html",
+    ):
         assert (site / page).is_file(), page
     lessons = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.py"))
     for lesson in lessons:
