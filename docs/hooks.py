@@ -11,7 +11,11 @@ Nothing generated here is written into ``docs/``: the pages are virtual files
   for mkdocstrings, plus an index with each module's one-line summary. A new module appears in
   the reference without editing ``mkdocs.yml``.
 
-Both lists are appended to the ``Lessons`` and ``API reference`` sections of the nav.
+Both lists are appended to the ``Lessons`` and ``API reference`` sections of the nav. Any other
+page under ``docs/`` that ``mkdocs.yml`` does not list joins the nav before the API reference,
+titled by its first heading, so adding a page needs no edit here. Also generated: ``cli.md``
+(the ``--help`` of every subcommand) and, while ``docs/benchmarks.md`` does not exist, a stub
+for it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ log = logging.getLogger("mkdocs.hooks.minigan")
 
 # Modules that are not part of the API reference (entry points, not a library surface).
 SKIP_MODULES = {"__main__"}
+API = "API reference"  # the nav section the module pages are appended to
 
 _lessons: list[tuple[str, str, Path]] = []  # (title, src_uri, path)
 _modules: list[tuple[str, str]] = []  # (name, summary)
@@ -149,6 +154,25 @@ def module_summary(path: Path) -> str:
     return doc.strip().splitlines()[0] if doc.strip() else ""
 
 
+def _nav_files(nav):
+    """Every page path mentioned in a (nested) mkdocs nav."""
+    if isinstance(nav, str):
+        yield nav
+    elif isinstance(nav, list):
+        for entry in nav:
+            yield from _nav_files(entry)
+    elif isinstance(nav, dict):
+        for value in nav.values():
+            yield from _nav_files(value)
+
+
+def _page_title(path: Path) -> str:
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("# "):
+            return line[2:].strip()
+    return path.stem.replace("-", " ").capitalize()
+
+
 def _nav_section(nav, title):
     for entry in nav:
         if isinstance(entry, dict) and title in entry:
@@ -168,9 +192,20 @@ def on_config(config):
             continue
         _modules.append((name, module_summary(path)))
 
+    # Pages other work adds under docs/ (e.g. docs/evaluation.md) join the nav by themselves,
+    # titled by their first heading, just before the API reference.
+    listed = set(_nav_files(config.nav))
+    extra = [
+        {_page_title(path): path.relative_to(root / "docs").as_posix()}
+        for path in sorted((root / "docs").rglob("*.md"))
+        if path.relative_to(root / "docs").as_posix() not in listed
+    ]
+    api_at = next(i for i, e in enumerate(config.nav) if isinstance(e, dict) and API in e)
+    config.nav[api_at:api_at] = extra
+
     lessons_nav = _nav_section(config.nav, "Lessons")
     lessons_nav += [{title: uri} for title, uri, _ in _lessons]
-    api_nav = _nav_section(config.nav, "API reference")
+    api_nav = _nav_section(config.nav, API)
     api_nav += [{f"minigan.{name}": f"api/{name}.md"} for name, _ in _modules]
     return config
 
