@@ -138,7 +138,15 @@ def linear_backward(dout, cache, *, need_dx: bool = True, need_dparams: bool = T
 # Activations
 # ----------------------------------------------------------------------------------------------
 def relu_forward(x):
-    """``y = max(x, 0)``. Shapes: x (any) -> y (same). Cache: the mask ``x > 0``."""
+    """``y = max(x, 0)``. Shapes: x (any) -> y (same). Cache: the mask ``x > 0``.
+
+    Dtype: float32 or float64 in, the same out (nothing is upcast).
+
+    Raises
+    ------
+    TypeError
+        ``x`` is not a float array.
+    """
     xp = array_namespace(x, names=("x",))
     check_floating(x, "x")
     mask = x > 0
@@ -146,7 +154,18 @@ def relu_forward(x):
 
 
 def relu_backward(dout, cache):
-    """``dx = dout * [x > 0]`` (the subgradient at 0 is taken as 0, like PyTorch)."""
+    """``dx = dout * [x > 0]`` (the subgradient at 0 is taken as 0, like PyTorch).
+
+    Shapes: dout (shape of the forward output) -> dx (same shape, dtype of ``dout``).
+
+    Raises
+    ------
+    ValueError
+        ``dout``'s shape differs from the forward output's (both shapes are named), or
+        ``dout`` lives on another device than the cache.
+    TypeError
+        ``dout`` belongs to another array library than the cache.
+    """
     mask = cache
     xp = array_namespace(dout, mask, names=("dout", "mask"))
     check_same_shape(mask, dout, "forward output", "dout")
@@ -157,6 +176,13 @@ def leaky_relu_forward(x, negative_slope: float = 0.01):
     """``y = x if x > 0 else negative_slope * x`` (``torch.nn.functional.leaky_relu``).
 
     Shapes: x (any) -> y (same). Cache: ``(mask, negative_slope)``.
+
+    Dtype: float32 or float64 in, the same out (nothing is upcast).
+
+    Raises
+    ------
+    TypeError
+        ``x`` is not a float array.
     """
     xp = array_namespace(x, names=("x",))
     check_floating(x, "x")
@@ -165,7 +191,18 @@ def leaky_relu_forward(x, negative_slope: float = 0.01):
 
 
 def leaky_relu_backward(dout, cache):
-    """``dx = dout if x > 0 else negative_slope * dout``."""
+    """``dx = dout if x > 0 else negative_slope * dout``.
+
+    Shapes: dout (shape of the forward output) -> dx (same shape, dtype of ``dout``).
+
+    Raises
+    ------
+    ValueError
+        ``dout``'s shape differs from the forward output's (both shapes are named), or
+        ``dout`` lives on another device than the cache.
+    TypeError
+        ``dout`` belongs to another array library than the cache.
+    """
     mask, negative_slope = cache
     xp = array_namespace(dout, mask, names=("dout", "mask"))
     check_same_shape(mask, dout, "forward output", "dout")
@@ -187,6 +224,11 @@ def leaky_relu_fast_forward(x, negative_slope: float = 0.01):
     (4 bytes per element instead of the bool mask's 1). Plain array-API code: all backends.
 
     Shapes: x (any) -> y (same). Cache: ``s`` (same shape and dtype as x).
+
+    Raises
+    ------
+    TypeError
+        ``x`` is not a float array.
     """
     xp = array_namespace(x, names=("x",))
     check_floating(x, "x")
@@ -198,7 +240,18 @@ def leaky_relu_fast_forward(x, negative_slope: float = 0.01):
 
 
 def leaky_relu_fast_backward(dout, cache):
-    """``dx = s * dout`` with the local slope ``s`` from :func:`leaky_relu_fast_forward`."""
+    """``dx = s * dout`` with the local slope ``s`` from :func:`leaky_relu_fast_forward`.
+
+    Shapes: dout (shape of the forward output) -> dx (same shape, dtype of ``dout``).
+
+    Raises
+    ------
+    ValueError
+        ``dout``'s shape differs from the forward output's (both shapes are named), or
+        ``dout`` lives on another device than the cache.
+    TypeError
+        ``dout`` belongs to another array library than the cache.
+    """
     s = cache
     array_namespace(dout, s, names=("dout", "slope"))
     check_same_shape(s, dout, "forward output", "dout")
@@ -206,7 +259,15 @@ def leaky_relu_fast_backward(dout, cache):
 
 
 def tanh_forward(x):
-    """``y = tanh(x)``. Shapes: x (any) -> y (same). Cache: ``y`` itself."""
+    """``y = tanh(x)``. Shapes: x (any) -> y (same). Cache: ``y`` itself.
+
+    Dtype: float32 or float64 in, the same out (nothing is upcast).
+
+    Raises
+    ------
+    TypeError
+        ``x`` is not a float array.
+    """
     xp = array_namespace(x, names=("x",))
     check_floating(x, "x")
     y = xp.tanh(x)
@@ -214,7 +275,18 @@ def tanh_forward(x):
 
 
 def tanh_backward(dout, cache):
-    """``dx = dout * (1 - y**2)`` with ``y = tanh(x)`` from the cache."""
+    """``dx = dout * (1 - y**2)`` with ``y = tanh(x)`` from the cache.
+
+    Shapes: dout (shape of the forward output) -> dx (same shape, dtype of ``dout``).
+
+    Raises
+    ------
+    ValueError
+        ``dout``'s shape differs from the forward output's (both shapes are named), or
+        ``dout`` lives on another device than the cache.
+    TypeError
+        ``dout`` belongs to another array library than the cache.
+    """
     y = cache
     array_namespace(dout, y, names=("dout", "y"))
     check_same_shape(y, dout, "forward output", "dout")
@@ -234,14 +306,35 @@ def sigmoid(x):
 
 
 def sigmoid_forward(x):
-    """``y = sigmoid(x)`` (stable form, see :func:`sigmoid`). Cache: ``y``."""
+    """``y = sigmoid(x)`` (stable form, see :func:`sigmoid`). Cache: ``y``.
+
+    Shapes: x (any) -> y (same).
+
+    Dtype: float32 or float64 in, the same out (nothing is upcast).
+
+    Raises
+    ------
+    TypeError
+        ``x`` is not a float array.
+    """
     check_floating(x, "x")
     y = sigmoid(x)
     return y, y
 
 
 def sigmoid_backward(dout, cache):
-    """``dx = dout * y * (1 - y)``."""
+    """``dx = dout * y * (1 - y)`` with ``y = sigmoid(x)`` from the cache.
+
+    Shapes: dout (shape of the forward output) -> dx (same shape, dtype of ``dout``).
+
+    Raises
+    ------
+    ValueError
+        ``dout``'s shape differs from the forward output's (both shapes are named), or
+        ``dout`` lives on another device than the cache.
+    TypeError
+        ``dout`` belongs to another array library than the cache.
+    """
     y = cache
     array_namespace(dout, y, names=("dout", "y"))
     check_same_shape(y, dout, "forward output", "dout")
@@ -320,6 +413,14 @@ def bce_backward(dout, cache):
 
     ``dl/dp = (p - y) / (p (1 - p))``, with the denominator clamped at 1e-12 as in PyTorch's
     ``binary_cross_entropy_backward`` so that p = 0 or 1 stays finite.
+
+    Shapes: dout () for reduction "mean"/"sum", the loss's shape for "none" -> dinput (shape
+    and dtype of ``input``).
+
+    Raises
+    ------
+    ValueError
+        ``dout`` is not a scalar ("mean"/"sum") or not of the loss's shape ("none").
     """
     p, y, reduction = cache
     xp = array_namespace(dout, p, names=("dout", "input"))
@@ -351,7 +452,16 @@ def bce_with_logits_forward(input, target, reduction: str = "mean"):
 
 
 def bce_with_logits_backward(dout, cache):
-    """Gradient of :func:`bce_with_logits_forward`: ``dl/dz = sigmoid(z) - y``."""
+    """Gradient of :func:`bce_with_logits_forward`: ``dl/dz = sigmoid(z) - y``.
+
+    Shapes: dout () for reduction "mean"/"sum", the loss's shape for "none" -> dinput (shape
+    and dtype of ``input``).
+
+    Raises
+    ------
+    ValueError
+        ``dout`` is not a scalar ("mean"/"sum") or not of the loss's shape ("none").
+    """
     z, y, reduction = cache
     xp = array_namespace(dout, z, names=("dout", "input"))
     g = _upstream(xp, dout, z, reduction)
@@ -404,7 +514,16 @@ def softmax_cross_entropy_forward(logits, labels, reduction: str = "mean"):
 
 
 def softmax_cross_entropy_backward(dout, cache):
-    """Gradient of :func:`softmax_cross_entropy_forward`: ``dl/dz = softmax(z) - onehot(y)``."""
+    """Gradient of :func:`softmax_cross_entropy_forward`: ``dl/dz = softmax(z) - onehot(y)``.
+
+    Shapes: dout () for reduction "mean"/"sum", (N,) for "none" -> dlogits (N, C), dtype of
+    the logits.
+
+    Raises
+    ------
+    ValueError
+        ``dout`` is not a scalar ("mean"/"sum") or not of shape (N,) ("none").
+    """
     probs, onehot, reduction = cache
     xp = array_namespace(dout, probs, names=("dout", "logits"))
     if reduction == "none":

@@ -322,21 +322,51 @@ class _Elementwise(Module):
 
 
 class ReLU(_Elementwise):
-    """``y = max(x, 0)`` (``torch.nn.ReLU``). Shapes: x (*) -> y (*)."""
+    """``y = max(x, 0)`` (``torch.nn.ReLU``). Shapes: x (*) -> y (*).
+
+    Raises
+    ------
+    TypeError
+        ``forward`` on a non-float array (float32 and float64 are kept as they are).
+    ValueError
+        ``backward`` with a ``dout`` whose shape differs from the output's.
+    RuntimeError
+        ``backward`` before ``forward``.
+    """
 
     _forward = staticmethod(F.relu_forward)
     _backward = staticmethod(F.relu_backward)
 
 
 class Tanh(_Elementwise):
-    """``y = tanh(x)`` (``torch.nn.Tanh``); ``dy/dx = 1 - y**2``. Shapes: x (*) -> y (*)."""
+    """``y = tanh(x)`` (``torch.nn.Tanh``); ``dy/dx = 1 - y**2``. Shapes: x (*) -> y (*).
+
+    Raises
+    ------
+    TypeError
+        ``forward`` on a non-float array (float32 and float64 are kept as they are).
+    ValueError
+        ``backward`` with a ``dout`` whose shape differs from the output's.
+    RuntimeError
+        ``backward`` before ``forward``.
+    """
 
     _forward = staticmethod(F.tanh_forward)
     _backward = staticmethod(F.tanh_backward)
 
 
 class Sigmoid(_Elementwise):
-    """``y = 1 / (1 + exp(-x))``, stable form (``torch.nn.Sigmoid``). Shapes: x (*) -> y (*)."""
+    """``y = 1 / (1 + exp(-x))``, stable form (``torch.nn.Sigmoid``). Shapes: x (*) -> y (*).
+
+    Raises
+    ------
+    TypeError
+        ``forward`` on a non-float array (float32 and float64 are kept as they are).
+    ValueError
+        ``backward`` with a ``dout`` whose shape differs from the output's.
+    RuntimeError
+        ``backward`` before ``forward``.
+    """
 
     _forward = staticmethod(F.sigmoid_forward)
     _backward = staticmethod(F.sigmoid_backward)

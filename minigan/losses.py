@@ -67,6 +67,15 @@ class BCELoss(Loss):
 
     ``l = -(y log p + (1 - y) log(1 - p))``. Shapes: input (*), target (*) -> () or (*).
     Prefer :class:`BCEWithLogitsLoss` after a linear layer: it is stable for any logit.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``reduction``; ``input`` and ``target`` of different shapes.
+    TypeError
+        Non-float ``input``, or a ``target`` of another dtype.
+    RuntimeError
+        ``backward`` before ``forward``.
     """
 
     _forward = staticmethod(F.bce_forward)
@@ -78,6 +87,15 @@ class BCEWithLogitsLoss(Loss):
 
     ``l = max(z, 0) - z y + log1p(exp(-|z|))``, gradient ``sigmoid(z) - y``.
     Shapes: input (*), target (*) -> () or (*).
+
+    Raises
+    ------
+    ValueError
+        Unknown ``reduction``; ``input`` and ``target`` of different shapes.
+    TypeError
+        Non-float ``input``, or a ``target`` of another dtype.
+    RuntimeError
+        ``backward`` before ``forward``.
     """
 
     _forward = staticmethod(F.bce_with_logits_forward)
@@ -89,6 +107,15 @@ class CrossEntropyLoss(Loss):
 
     ``l_n = logsumexp(z_n) - z_n[y_n]``, gradient ``softmax(z) - onehot(y)``.
     Shapes: input (N, C) float logits, target (N,) integer labels -> () or (N,).
+
+    Raises
+    ------
+    ValueError
+        Unknown ``reduction``; logits not (N, C) or labels not (N,).
+    TypeError
+        Non-float logits.
+    RuntimeError
+        ``backward`` before ``forward``.
     """
 
     _forward = staticmethod(F.softmax_cross_entropy_forward)
