@@ -43,6 +43,7 @@ __all__ = [
     "train_classifier",
     "load_classifier",
     "classifier_cache_dir",
+    "softmax",
     "CACHE_ENV",
 ]
 
@@ -86,6 +87,7 @@ class ClassifierConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ClassifierConfig:
+        """Inverse of :meth:`to_dict`."""
         d = dict(d)
         d["hidden"] = tuple(d["hidden"])
         return cls(**d)
@@ -94,6 +96,13 @@ class ClassifierConfig:
         """16 hex digits of SHA-256 of the configuration (and the file format)."""
         blob = json.dumps({"format": _FORMAT, **self.to_dict()}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def softmax(logits):
+    """Row-wise softmax ``exp(z - max z) / sum exp(z - max z)`` of (N, C) logits, any backend."""
+    xp = array_namespace(logits, names=("logits",))
+    e = xp.exp(logits - xp.max(logits, axis=1, keepdims=True))
+    return e / xp.sum(e, axis=1, keepdims=True)
 
 
 def classifier_cache_dir() -> Path:
@@ -194,11 +203,7 @@ class MNISTClassifier:
 
     def predict_proba(self, x, batch_size: int = 1000):
         """Softmax class probabilities p(y | x), (N, 10), on the device."""
-        z = self.logits(x, batch_size)
-        xp = array_namespace(z)
-        z = z - xp.max(z, axis=1, keepdims=True)
-        e = xp.exp(z)
-        return e / xp.sum(e, axis=1, keepdims=True)
+        return softmax(self.logits(x, batch_size))
 
     def predict(self, x, batch_size: int = 1000) -> np.ndarray:
         """Predicted digits, host int64 (N,)."""

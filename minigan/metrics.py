@@ -494,10 +494,9 @@ def classifier_metrics(images, classifier, reference_stats=None, *, splits: int 
     """
     check_images(images, "images", dim=784)
     feats, logits = classifier.features_and_logits(images)
-    z = np.asarray(to_numpy(logits), dtype=np.float64)  # (N, 10): small, on the host
-    z -= z.max(axis=1, keepdims=True)
-    probs = np.exp(z)
-    probs /= probs.sum(axis=1, keepdims=True)
+    from .classifier import softmax
+
+    probs = softmax(np.asarray(to_numpy(logits), dtype=np.float64))  # (N, 10) on the host
     hist = class_histogram(np.argmax(probs, axis=1))
     n = int(probs.shape[0])
     is_mean, is_std = inception_score(probs, splits=min(splits, n))
