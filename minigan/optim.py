@@ -42,6 +42,7 @@ class Optimizer:
             p.grad[...] = 0
 
     def step(self) -> None:
+        """Update every parameter in place from its ``.grad`` (each optimizer subclass implements it)."""
         raise NotImplementedError
 
     def _hyper(self) -> dict[str, float]:
@@ -237,6 +238,7 @@ class Adam(Optimizer):
 
     @property
     def betas(self) -> tuple[float, float]:
+        """``(beta1, beta2)``, the decay rates of the first and second moment estimates."""
         return (self.beta1, self.beta2)
 
     def _hyper(self):
