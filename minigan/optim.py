@@ -42,7 +42,7 @@ class Optimizer:
             p.grad[...] = 0
 
     def step(self) -> None:
-        """Update every parameter in place from its ``.grad`` (each optimizer subclass implements it)."""
+        """Update every parameter in place from its ``.grad`` (each subclass implements it)."""
         raise NotImplementedError
 
     def _hyper(self) -> dict[str, float]:
