@@ -207,6 +207,14 @@ class Adam(Optimizer):
     ------
     ValueError
         lr or eps negative, a beta outside [0, 1), weight decay negative.
+
+    Notes
+    -----
+    :meth:`step` shows the update as plain array-API lines (they run on array-api-strict).
+    On NumPy and CuPy the same operations, in the same order, run through ``_step_out``,
+    which writes every intermediate into one reused scratch buffer (``out=``) instead of six
+    fresh arrays. Results are identical bit for bit (``tests/test_fastpath.py``); timings in
+    ``docs/benchmarks.md``.
     """
 
     buffer_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
@@ -268,16 +276,8 @@ class Adam(Optimizer):
             m, v = exp_avg[i], exp_avg_sq[i]
             fast = ufuncs_with_out(p.data)
             if fast is not None:  # NumPy/CuPy: the lines below, without temporaries
-                self._step_out(
-                    fast,
-                    p.data,
-                    g,
-                    m,
-                    v,
-                    max_sq[i] if self.amsgrad else None,
-                    step_size,
-                    sqrt_bias_correction2,
-                )
+                m_max = max_sq[i] if self.amsgrad else None
+                self._step_out(fast, p.data, g, m, v, m_max, step_size, sqrt_bias_correction2)
                 continue
             xp = array_namespace(p.data)
             m *= self.beta1
