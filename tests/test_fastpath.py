@@ -11,10 +11,10 @@ minigan keeps two forms where speed and readability pull apart (``docs/benchmark
 
 The first two do the same floating-point operations on the same values, so they are checked
 for **exact** equality; the joint pass sums over rows in another order (equal to rounding:
-1e-12 in float64, 1e-5 in float32). The whole ``GAN.train_step`` is then checked against a reference step
-written here from the plain teaching functions only (``F.linear_*``, ``F.leaky_relu_*``,
-``F.tanh_*``, ``F.bce_with_logits_*`` and Adam's equations), for a few steps: to 1e-12
-relative in float64 and within float32 rounding (1e-5 relative) in float32.
+1e-12 in float64, 1e-5 in float32). The whole ``GAN.train_step`` is then checked against a
+reference step written here from the plain teaching functions only (``F.linear_*``,
+``F.leaky_relu_*``, ``F.tanh_*``, ``F.bce_with_logits_*`` and Adam's equations), for a few
+steps: to 1e-12 relative in float64 and within float32 rounding (1e-5 relative) in float32.
 
 No timing here: speed is measured in ``benchmarks/bench_step.py``.
 """
