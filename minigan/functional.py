@@ -119,12 +119,21 @@ def linear_backward(dout, cache, *, need_dx: bool = True, need_dparams: bool = T
     Returns
     -------
     dx, dweight, dbias : arrays or None (``dbias`` is ``None`` without bias)
+
+    Raises
+    ------
+    ValueError
+        ``dout`` is not of shape (N, out_features) (expected and got shapes named).
+    TypeError
+        ``dout``'s dtype differs from the weight's (no silent float32 -> float64 upcast).
     """
     x, weight, has_bias = cache
     xp = array_namespace(dout, x, names=("dout", "x"))
     expected = (x.shape[0], weight.shape[0])
     if tuple(dout.shape) != expected:
         raise ValueError(f"dout: expected shape {expected}, got {tuple(dout.shape)}")
+    if dout.dtype != weight.dtype:  # a float64 dout would silently make dx float64
+        raise TypeError(f"dout: expected dtype {weight.dtype} (the weight's), got {dout.dtype}")
     dx = dout @ weight if need_dx else None  # (N, in)
     dw = db = None
     if need_dparams:

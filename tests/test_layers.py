@@ -440,3 +440,11 @@ def test_matches_torch_nn(backend, make, name):
         np.testing.assert_allclose(
             host(ours.grads["bias"]), ref.bias.grad.numpy(), rtol=1e-13, atol=1e-15
         )
+
+
+def test_linear_backward_rejects_dout_of_another_dtype(backend, make):
+    """A float64 dout must not silently turn a float32 layer's gradients into float64."""
+    layer = Linear(3, 2, device=backend, rng=0)
+    layer.forward(make((4, 3), "float32"))
+    with pytest.raises(TypeError, match=r"dout: expected dtype .*float32.*got .*float64"):
+        layer.backward(make((4, 2), "float64"))
