@@ -106,12 +106,25 @@ def _lib(ns) -> str:
 
 
 def device_of(x):
-    """Return the device object of array ``x`` (``"cpu"`` for NumPy)."""
+    """Return the device object of array ``x`` (``"cpu"`` for NumPy).
+
+    Raises
+    ------
+    AttributeError
+        ``x`` is not an array (has no ``device``), e.g. a list.
+    """
     return array_api_compat.device(x)
 
 
 def check_floating(x, name: str = "x") -> None:
-    """Raise ``TypeError`` unless ``x`` has a real floating dtype (float32 or float64)."""
+    """Raise ``TypeError`` unless ``x`` has a real floating dtype (float32 or float64).
+
+    Raises
+    ------
+    TypeError
+        ``x`` is not an array, or its dtype is not real floating; the message names ``name``
+        and the dtype.
+    """
     xp = array_namespace(x, names=(name,))
     if not xp.isdtype(x.dtype, "real floating"):
         raise TypeError(f"{name}: expected a float32 or float64 array, got dtype {x.dtype}")
@@ -143,6 +156,11 @@ class Backend:
         an ``array_api_strict.Device``).
     name : str
         ``"cpu"``, ``"gpu"`` or ``"array_api_strict:<device>"``; what checkpoints record.
+
+    Raises
+    ------
+    TypeError
+        From :meth:`asarray` and :meth:`zeros`: a ``dtype`` other than float32 / float64.
     """
 
     xp: Any
@@ -274,6 +292,16 @@ def to_device(x, device: Any):
     """Copy array ``x`` to ``device`` (anything :func:`resolve_device` accepts).
 
     Arrays already on that device are returned unchanged; anything else goes through the host.
+    Shape and dtype are kept.
+
+    Raises
+    ------
+    TypeError
+        ``device`` is not a str, :class:`Backend` or device object.
+    ValueError
+        Unknown device string.
+    RuntimeError
+        ``device="gpu"`` without CuPy or a visible CUDA device.
     """
     target = resolve_device(device)
     if target.name == "cpu":
@@ -291,6 +319,8 @@ def to_numpy(x) -> np.ndarray:
     """Copy any supported array to a host NumPy array (a no-op for NumPy input).
 
     On a GPU this waits for the device: call it for logging and saving, not in the hot loop.
+    Shape and dtype are kept. Raises nothing of its own: objects it does not recognise go
+    through ``numpy.asarray``.
     """
     if isinstance(x, np.ndarray) or np.isscalar(x):
         return np.asarray(x)
@@ -311,7 +341,14 @@ _DEFAULT_RNG = np.random.default_rng(0)
 
 
 def manual_seed(seed: int) -> np.random.Generator:
-    """Reseed minigan's global host generator (like ``torch.manual_seed``) and return it."""
+    """Reseed minigan's global host generator (like ``torch.manual_seed``) and return it.
+
+    Raises
+    ------
+    TypeError, ValueError
+        From ``numpy.random.default_rng``: ``seed`` is not a non-negative int (or other seed
+        NumPy accepts).
+    """
     global _DEFAULT_RNG
     _DEFAULT_RNG = np.random.default_rng(seed)
     return _DEFAULT_RNG
@@ -323,7 +360,15 @@ def default_rng() -> np.random.Generator:
 
 
 def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
-    """``None`` -> the global generator, ``int`` -> a new seeded generator, else ``rng``."""
+    """``None`` -> the global generator, ``int`` -> a new seeded generator, else ``rng``.
+
+    Raises
+    ------
+    TypeError
+        ``rng`` is none of ``None``, an int or a ``numpy.random.Generator``.
+    ValueError
+        A negative int seed (from ``numpy.random.default_rng``).
+    """
     if rng is None:
         return _DEFAULT_RNG
     if isinstance(rng, (int, np.integer)):
@@ -334,14 +379,30 @@ def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
 
 
 def host_rng_state(rng: np.random.Generator) -> str:
-    """Serialise a generator's state to a JSON string (for checkpoints, no pickle)."""
+    """Serialise a generator's state to a JSON string (for checkpoints, no pickle).
+
+    Raises
+    ------
+    AttributeError
+        ``rng`` is not a ``numpy.random.Generator`` (has no ``bit_generator``).
+    """
     import json
 
     return json.dumps(rng.bit_generator.state)
 
 
 def set_host_rng_state(rng: np.random.Generator, state: str) -> None:
-    """Restore a state written by :func:`host_rng_state`."""
+    """Restore a state written by :func:`host_rng_state`.
+
+    Raises
+    ------
+    json.JSONDecodeError
+        ``state`` is not valid JSON (a subclass of ``ValueError``).
+    ValueError
+        The state belongs to another bit generator (NumPy's check).
+    TypeError
+        The decoded state is not a dict (NumPy's check).
+    """
     import json
 
     rng.bit_generator.state = json.loads(state)

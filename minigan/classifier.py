@@ -87,7 +87,15 @@ class ClassifierConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ClassifierConfig:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict`.
+
+        Raises
+        ------
+        KeyError
+            ``d`` has no ``"hidden"`` entry.
+        TypeError
+            ``d`` has a key that is not a field of :class:`ClassifierConfig`.
+        """
         d = dict(d)
         d["hidden"] = tuple(d["hidden"])
         return cls(**d)
@@ -99,7 +107,17 @@ class ClassifierConfig:
 
 
 def softmax(logits):
-    """Row-wise softmax ``exp(z - max z) / sum exp(z - max z)`` of (N, C) logits, any backend."""
+    """Row-wise softmax ``exp(z - max z) / sum exp(z - max z)`` of (N, C) logits, any backend.
+
+    Returns an array of the same shape, dtype and device as ``logits``; each row sums to 1.
+
+    Raises
+    ------
+    TypeError
+        ``logits`` is not an array.
+    IndexError
+        ``logits`` has fewer than 2 dimensions (NumPy raises ``AxisError``, a subclass).
+    """
     xp = array_namespace(logits, names=("logits",))
     e = xp.exp(logits - xp.max(logits, axis=1, keepdims=True))
     return e / xp.sum(e, axis=1, keepdims=True)
@@ -126,7 +144,17 @@ def build_classifier(
     """The MLP ``in_features -> hidden... -> 10`` (ReLU between layers), untrained.
 
     Shapes: x (N, in_features) standardised -> logits (N, 10). ``in_features`` is 784 for
-    MNIST (smaller only in gradient checks).
+    MNIST (smaller only in gradient checks). Weights are ``dtype`` on ``device``.
+
+    Raises
+    ------
+    ValueError
+        ``in_features`` or a ``config.hidden`` width is not a positive int (from
+        :class:`~minigan.layers.Linear`); an unknown device string.
+    TypeError
+        ``dtype`` is not float32 / float64, or ``device`` is not a device.
+    RuntimeError
+        ``device="gpu"`` without CuPy or a visible CUDA device.
     """
     sizes = (in_features, *config.hidden, 10)
     rng = np.random.default_rng(config.seed) if rng is None else rng
@@ -154,6 +182,15 @@ class MNISTClassifier:
     -----
     Every method takes flattened images ``(N, 784)`` with pixels in [0, 1], on the device of
     the network (NumPy arrays are moved there), and works in batches of ``batch_size`` rows.
+    Images are cast to the network's dtype (float32 unless built otherwise).
+
+    Raises
+    ------
+    ValueError
+        Images not of shape (N, 784) (the message gives the shape); in :meth:`load`, a file
+        that is not a classifier checkpoint.
+    TypeError
+        Images that are not an array, or an array of another library than the network's.
     """
 
     def __init__(self, net: Sequential, config: ClassifierConfig, test_accuracy=None):
@@ -280,6 +317,17 @@ def train_classifier(
     Returns
     -------
     MNISTClassifier with ``test_accuracy`` set.
+
+    Raises
+    ------
+    MNISTNotFoundError
+        The MNIST files are missing and cannot be downloaded (from
+        :func:`~minigan.data.load_mnist`).
+    ValueError
+        A corrupt or wrong-hash MNIST file; an unknown device string; a non-positive
+        ``config.hidden`` width.
+    RuntimeError
+        ``device="gpu"`` without CuPy or a visible CUDA device.
 
     Notes
     -----

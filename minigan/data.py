@@ -158,7 +158,15 @@ def read_idx(path: str | os.PathLike, expected_magic: int | None = None) -> np.n
 
 
 def read_idx_images(path: str | os.PathLike) -> np.ndarray:
-    """Read an IDX image file (magic ``0x00000803``) -> uint8 (N, rows, cols)."""
+    """Read an IDX image file (magic ``0x00000803``) -> uint8 (N, rows, cols).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    ValueError
+        A corrupt or truncated file, or not an IDX image file (see :func:`read_idx`).
+    """
     return read_idx(path, _IMAGES_MAGIC)
 
 
@@ -454,6 +462,16 @@ class BatchIterator:
     ------
     Each batch is (batch_size, D) on ``device`` (the last one may be smaller when
     ``drop_last=False``).
+
+    Raises
+    ------
+    TypeError
+        ``batch_size`` is not an int (bools are refused); ``dtype`` is not float32 / float64
+        (host data only); ``device`` is not a device.
+    ValueError
+        ``batch_size`` outside ``1..N``; an unknown device string.
+    RuntimeError
+        ``device="gpu"`` without CuPy or a visible CUDA device.
 
     Notes
     -----

@@ -45,7 +45,13 @@ REDUCTIONS = ("mean", "sum", "none")
 
 
 def check_same_shape(a, b, name_a: str, name_b: str) -> None:
-    """Raise ``ValueError`` naming both shapes unless ``a.shape == b.shape``."""
+    """Raise ``ValueError`` naming both shapes unless ``a.shape == b.shape``.
+
+    Raises
+    ------
+    ValueError
+        ``a.shape != b.shape``; the message names ``name_a``, ``name_b`` and both shapes.
+    """
     if tuple(a.shape) != tuple(b.shape):
         raise ValueError(
             f"{name_b} shape {tuple(b.shape)} does not match {name_a} shape {tuple(a.shape)}"
@@ -308,6 +314,12 @@ def sigmoid(x):
     Uses ``e = exp(-|x|)`` so that nothing overflows:
     ``sigmoid(x) = 1 / (1 + e)`` for ``x >= 0`` and ``e / (1 + e)`` for ``x < 0``.
     Finite and exact to rounding at ``x = +-1e3`` (gives exactly 1 and ~0).
+    Returns an array of the shape, dtype and device of ``x``.
+
+    Raises
+    ------
+    TypeError
+        ``x`` is not an array.
     """
     xp = array_namespace(x, names=("x",))
     e = xp.exp(-xp.abs(x))

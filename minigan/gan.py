@@ -79,6 +79,13 @@ def mlp_generator(
         LeakyReLU slope (0.2, as in DCGAN); ignored for ``activation="relu"``.
     activation : {"leaky_relu", "relu"}
     dtype, device, rng : as for :class:`~minigan.layers.Linear`
+
+    Raises
+    ------
+    ValueError
+        Unknown ``activation``; a size that is not a positive int; an unknown device string.
+    TypeError
+        ``dtype`` not float32 / float64; ``rng`` not None, an int or a Generator.
     """
     sizes = (latent_dim, *hidden_sizes, out_features)
     return Sequential(*_mlp(sizes, activation, negative_slope, dtype, device, rng), Tanh())
@@ -98,6 +105,14 @@ def mlp_discriminator(
 
     Shapes: x (N, in_features) -> logits (N, 1). ``sigmoid(logits)`` is D(x), the probability
     that x is real; the loss takes logits for stability (:class:`BCEWithLogitsLoss`).
+    Parameters as for :func:`mlp_generator`.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``activation``; a size that is not a positive int; an unknown device string.
+    TypeError
+        ``dtype`` not float32 / float64; ``rng`` not None, an int or a Generator.
     """
     sizes = (in_features, *hidden_sizes, 1)
     return Sequential(*_mlp(sizes, activation, negative_slope, dtype, device, rng))
@@ -127,6 +142,17 @@ class GAN:
         activations); a D with any other module (e.g. a future BatchNorm, whose statistics
         would mix real and fake rows) gets False and the two-pass form. Set it to False to
         run the teaching form; ``minigan.functional.fast_paths(False)`` does too.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``g_loss``; in :meth:`sample`, ``z`` not of shape (n, latent_dim); in
+        :meth:`train_step`, ``real`` whose width is not D's ``in_features``.
+    TypeError
+        ``seed`` not an int or Generator; in :meth:`train_step`, ``real`` of another dtype
+        or array library than the model's.
+    AttributeError
+        In :meth:`train_step`, ``real`` is not an array (no ``.shape``).
     """
 
     def __init__(
@@ -366,6 +392,16 @@ def build_gan(
     ``overrides`` replace preset fields (``lr=1e-3``, ``g_loss="saturating"``...).
 
     The same ``seed`` gives the same weights and noise on every backend.
+
+    Raises
+    ------
+    ValueError
+        Unknown preset name, ``activation`` or ``g_loss``; a size that is not a positive int;
+        an unknown device string.
+    TypeError
+        An override that is not a :class:`Preset` field; ``dtype`` not float32 / float64.
+    RuntimeError
+        ``device="gpu"`` without CuPy or a visible CUDA device.
     """
     p = get_preset(preset)
     if overrides:

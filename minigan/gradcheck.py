@@ -43,7 +43,15 @@ class GradcheckError(AssertionError):
 
 
 def rel_error(a, b) -> float:
-    """``max|a - b| / max(1e-8, max(|a| + |b|))`` over all elements (arrays of any backend)."""
+    """``max|a - b| / max(1e-8, max(|a| + |b|))`` over all elements (arrays of any backend).
+
+    Both are copied to the host as float64; returns a Python float (0.0 for empty arrays).
+
+    Raises
+    ------
+    ValueError
+        ``a`` and ``b`` have different shapes (both are named in the message).
+    """
     a64 = to_numpy(a).astype(np.float64)
     b64 = to_numpy(b).astype(np.float64)
     if a64.shape != b64.shape:
@@ -70,6 +78,11 @@ def numerical_gradient(f: Callable, x, dout, eps: float = 1e-6) -> np.ndarray:
     Returns
     -------
     numpy.ndarray, float64, shape of ``x`` (on the host).
+
+    Raises
+    ------
+    ValueError
+        ``dout`` does not broadcast against ``f(x)`` (NumPy's broadcasting error).
     """
     dout64 = to_numpy(dout).astype(np.float64)
     grad = np.zeros(tuple(x.shape), dtype=np.float64)
@@ -323,6 +336,13 @@ def check_function(
     Returns
     -------
     GradcheckReport with one row per checked input (``names`` or ``"input0"``, ...).
+
+    Raises
+    ------
+    TypeError
+        A checked input is not float64 (float32 rounding swamps the comparison).
+    ValueError
+        ``dout`` does not match the shape of ``forward``'s output.
     """
     names = list(names) if names is not None else [f"input{i}" for i in range(len(inputs))]
     out, cache = forward(*inputs)

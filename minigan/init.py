@@ -26,13 +26,31 @@ __all__ = [
 
 
 def fill_(array, host_values: np.ndarray):
-    """Write host values into ``array`` in place (cast to its dtype, moved to its device)."""
+    """Write host values into ``array`` in place (cast to its dtype, moved to its device).
+
+    ``host_values`` must broadcast to ``array.shape``. Returns ``array``.
+
+    Raises
+    ------
+    TypeError
+        ``array`` is not float32 / float64 (or not an array).
+    ValueError
+        ``host_values`` does not broadcast to ``array.shape``.
+    """
     array[...] = backend_of(array).asarray(host_values, dtype=array.dtype)
     return array
 
 
 def uniform_(array, a: float = 0.0, b: float = 1.0, rng=None):
-    """Fill ``array`` with U(a, b) samples (``torch.nn.init.uniform_``). Returns ``array``."""
+    """Fill ``array`` with U(a, b) samples (``torch.nn.init.uniform_``). Returns ``array``.
+
+    Samples are drawn on the host in float64, then cast to ``array``'s dtype.
+
+    Raises
+    ------
+    TypeError
+        ``rng`` is not None, an int or a Generator; ``array`` is not float32 / float64.
+    """
     return fill_(array, as_generator(rng).uniform(a, b, size=tuple(array.shape)))
 
 
@@ -40,6 +58,14 @@ def normal_(array, mean: float = 0.0, std: float = 1.0, rng=None):
     """Fill ``array`` with N(mean, std**2) samples (``torch.nn.init.normal_``).
 
     DCGAN (Radford et al. 2016) initialises all weights with ``normal_(w, 0, 0.02)``.
+    Returns ``array``.
+
+    Raises
+    ------
+    TypeError
+        ``rng`` is not None, an int or a Generator; ``array`` is not float32 / float64.
+    ValueError
+        ``std < 0`` (NumPy's check).
     """
     return fill_(array, as_generator(rng).normal(mean, std, size=tuple(array.shape)))
 
@@ -58,7 +84,14 @@ def _fans(shape) -> tuple[int, int]:
 
 
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
-    """Recommended gain for an activation (``torch.nn.init.calculate_gain``)."""
+    """Recommended gain for an activation (``torch.nn.init.calculate_gain``).
+
+    Raises
+    ------
+    ValueError
+        ``nonlinearity`` is not one of linear, sigmoid, conv1d, conv2d, tanh, relu,
+        leaky_relu.
+    """
     if nonlinearity in ("linear", "sigmoid", "conv1d", "conv2d"):
         return 1.0
     if nonlinearity == "tanh":
@@ -72,14 +105,35 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
 
 
 def xavier_uniform_(array, gain: float = 1.0, rng=None):
-    """Glorot & Bengio (2010): U(-a, a), ``a = gain * sqrt(6 / (fan_in + fan_out))``."""
+    """Glorot & Bengio (2010): U(-a, a), ``a = gain * sqrt(6 / (fan_in + fan_out))``.
+
+    For a weight (out_features, in_features): ``fan_in = in_features``. Returns ``array``.
+
+    Raises
+    ------
+    ValueError
+        ``array`` has fewer than 2 dimensions.
+    TypeError
+        As for :func:`uniform_`.
+    """
     fan_in, fan_out = _fans(tuple(array.shape))
     a = gain * math.sqrt(6.0 / (fan_in + fan_out))
     return uniform_(array, -a, a, rng)
 
 
 def kaiming_uniform_(array, a: float = 0.0, nonlinearity: str = "leaky_relu", rng=None):
-    """He et al. (2015): U(-b, b), ``b = gain * sqrt(3 / fan_in)`` (``kaiming_uniform_``)."""
+    """He et al. (2015): U(-b, b), ``b = gain * sqrt(3 / fan_in)`` (``kaiming_uniform_``).
+
+    ``gain = calculate_gain(nonlinearity, a)``; ``fan_in = array.shape[1]`` (times the
+    receptive field). Returns ``array``.
+
+    Raises
+    ------
+    ValueError
+        ``array`` has fewer than 2 dimensions, or ``nonlinearity`` is unsupported.
+    TypeError
+        As for :func:`uniform_`.
+    """
     fan_in, _ = _fans(tuple(array.shape))
     bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / fan_in)
     return uniform_(array, -bound, bound, rng)

@@ -82,6 +82,15 @@ class Module:
     requires_grad : bool
         When False, ``backward`` still returns ``dx`` but skips the parameter gradients
         (``requires_grad_``; PyTorch's ``param.requires_grad_(False)``).
+
+    Raises
+    ------
+    NotImplementedError
+        ``forward`` / ``backward`` of a subclass that does not define them.
+    RuntimeError
+        ``backward`` before ``forward`` (no cache).
+    KeyError, ValueError
+        In :meth:`load_state_dict`: keys that differ (``strict``), or a shape that differs.
     """
 
     def __init__(self) -> None:
@@ -382,7 +391,16 @@ class LeakyReLU(Module):
 
     Shapes
     ------
-    x (*) -> y (*).
+    x (*) -> y (*), same dtype and device.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``negative_slope`` that ``float()`` cannot convert.
+    TypeError
+        In ``forward``: ``x`` is not an array or not float32 / float64.
+    RuntimeError
+        ``backward`` before ``forward``.
 
     Notes
     -----
@@ -415,6 +433,13 @@ class Sequential(Module):
     Parameters are named ``"<index>.<name>"`` (``"0.weight"``), as in PyTorch.
 
     Shapes: whatever the first module takes -> whatever the last returns.
+
+    Raises
+    ------
+    TypeError
+        An argument is not a :class:`Module` (its index is named).
+    RuntimeError
+        ``backward`` before ``forward`` (from the layers).
     """
 
     def __init__(self, *modules: Module):

@@ -286,6 +286,14 @@ def parzen_select_sigma(
     best_sigma : float
     table : dict sigma -> mean validation log-likelihood (nats), in the order of ``sigmas``
 
+    Raises
+    ------
+    TypeError
+        ``samples`` / ``validation`` not float arrays, or from different libraries.
+    ValueError
+        Either not 2-D with rows in [0, 1] and finite, different widths or devices; a
+        ``sigmas`` entry that is not positive and finite; ``batch_size`` not a positive int.
+
     Notes
     -----
     The distances do not depend on sigma, so they are computed once per batch and every
@@ -381,6 +389,13 @@ def digits_covered(hist, min_fraction: float = 0.01) -> int:
 
     The default 1% is a tenth of a class's share under a uniform 10-class distribution: a
     digit the generator almost never draws does not count as covered.
+
+    ``hist`` : class counts, shape (C,) (e.g. from :func:`class_histogram`).
+
+    Raises
+    ------
+    ValueError
+        ``hist`` is not 1-D and non-empty, has a negative count, or sums to 0.
     """
     return int(np.sum(_fractions(hist) >= min_fraction))
 
@@ -390,6 +405,13 @@ def kl_to_uniform(hist) -> float:
 
     0 for a perfectly balanced generator, ``log C`` (2.30 for 10 classes) when every sample
     is one digit; the MNIST test set itself gives about 0.001.
+
+    ``hist`` : class counts, shape (C,).
+
+    Raises
+    ------
+    ValueError
+        ``hist`` is not 1-D and non-empty, has a negative count, or sums to 0.
     """
     p = _fractions(hist)
     nz = p > 0
@@ -415,6 +437,15 @@ def sqrtm_psd(a: np.ndarray) -> np.ndarray:
 
     ``a = V diag(w) V^T  ->  a^(1/2) = V diag(sqrt(max(w, 0))) V^T``; eigenvalues that
     rounding made slightly negative are set to 0.
+
+    Shapes: ``a`` (D, D) -> (D, D), host float64.
+
+    Raises
+    ------
+    ValueError
+        ``a`` is 2-D but not square (it cannot be symmetrised).
+    numpy.linalg.LinAlgError
+        ``a`` is not 2-D, or the eigen-decomposition does not converge.
     """
     a = np.asarray(a, dtype=np.float64)
     w, v = np.linalg.eigh((a + a.T) / 2)
@@ -622,7 +653,12 @@ def generate_samples(gan, n: int, *, seed=0, batch_size: int = 1000):
 
     ``z ~ N(0, I)`` is drawn on the host by ``numpy.random.default_rng(seed)`` (``seed``: an
     int or a sequence of ints; CPU and GPU give the same samples), and the ``tanh`` output
-    ``x`` is mapped by ``(x + 1) / 2``.
+    ``x`` is mapped by ``(x + 1) / 2``. dtype: the GAN's (float32 unless built otherwise).
+
+    Raises
+    ------
+    ValueError
+        ``n < 1`` or ``batch_size < 1`` (no batch to concatenate), or a negative ``seed``.
     """
     xp = gan.backend.xp
     rng = np.random.default_rng(seed)

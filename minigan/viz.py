@@ -22,7 +22,8 @@ __all__ = ["to_uint8", "image_grid", "save_image_grid", "plot_losses", "make_gif
 def to_uint8(images) -> np.ndarray:
     """Map images in [-1, 1] (any backend) to host uint8 pixels: ``round((x + 1) * 127.5)``.
 
-    Values outside [-1, 1] are clipped; NaN becomes 0.
+    Values outside [-1, 1] are clipped; NaN becomes 0. Shapes: any shape in, the same shape
+    out, host uint8. Raises nothing of its own.
     """
     x = to_numpy(images).astype(np.float64)
     x = np.nan_to_num(x, nan=-1.0)
@@ -92,6 +93,13 @@ def save_image_grid(
     Returns
     -------
     Path of the written file.
+
+    Raises
+    ------
+    ValueError
+        ``images`` not (N, D) with D a square number or (N, H, W), or N = 0; ``nrow < 1``.
+    OSError
+        ``path`` cannot be created or written.
     """
     from PIL import Image
 
@@ -127,6 +135,15 @@ def plot_losses(
     Returns
     -------
     Path of the written file.
+
+    Raises
+    ------
+    ValueError
+        ``steps`` is empty.
+    KeyError
+        A step lacks one of ``step, d_loss, g_loss, d_real, d_fake``.
+    OSError
+        ``path`` cannot be created or written.
 
     Notes
     -----
