@@ -385,6 +385,9 @@ def host_rng_state(rng: np.random.Generator) -> str:
     ------
     AttributeError
         ``rng`` is not a ``numpy.random.Generator`` (has no ``bit_generator``).
+    TypeError
+        A bit generator whose state holds arrays (e.g. ``MT19937``); ``PCG64``, the
+        ``default_rng`` one, serialises.
     """
     import json
 
