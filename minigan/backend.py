@@ -203,6 +203,8 @@ def resolve_device(device: Any = "cpu") -> Backend:
         says how to install it.
     ValueError
         Unknown device string.
+    TypeError
+        ``device`` is neither a string, a Backend nor a device object of CuPy/array-api-strict.
     """
     if isinstance(device, Backend):
         return device
