@@ -20,12 +20,15 @@ terminal summary of every run.
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from minigan.backend import Backend, array_namespace, cupy_available, resolve_device, to_numpy
+from minigan.data import MNIST_FILES
 
 HAS_STRICT = importlib.util.find_spec("array_api_strict") is not None
 HAS_CUPY_GPU = cupy_available()
@@ -177,3 +180,13 @@ def require_torch():
     return pytest.importorskip(
         "torch", reason="PyTorch is not installed: optional comparison against torch skipped"
     )
+
+
+# Real MNIST (CI: ../shared/data/mnist through MINIGAN_DATA_DIR); tests that need it skip without.
+MNIST_DIR = os.environ.get("MINIGAN_DATA_DIR")
+needs_mnist = pytest.mark.skipif(
+    not MNIST_DIR
+    or not all((Path(MNIST_DIR) / n).is_file() for p in MNIST_FILES.values() for n in p),
+    reason="real MNIST not available: set MINIGAN_DATA_DIR to a directory with the four .gz "
+    "files (CI: ../shared/data/mnist)",
+)

@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import needs_mnist
 from PIL import Image
 
 from minigan.checkpoint import save_checkpoint
 from minigan.cli import COMMANDS, main
-from minigan.data import MNIST_FILES
 from minigan.gan import build_gan
 
-MNIST_DIR = os.environ.get("MINIGAN_DATA_DIR")
-needs_mnist = pytest.mark.skipif(
-    not MNIST_DIR
-    or not all((Path(MNIST_DIR) / n).is_file() for p in MNIST_FILES.values() for n in p),
-    reason="real MNIST not available: set MINIGAN_DATA_DIR to a directory with the four .gz "
-    "files (CI: ../shared/data/mnist)",
-)
 TINY = {"latent_dim": 4, "g_hidden": (8,), "d_hidden": (8,)}
 
 

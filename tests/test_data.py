@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import gzip
-import os
 import shutil
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import MNIST_DIR, needs_mnist
 
 from minigan import data
 from minigan.backend import Backend, device_of, to_numpy
@@ -23,14 +23,6 @@ from minigan.data import (
     read_idx,
     read_idx_images,
     read_idx_labels,
-)
-
-MNIST_DIR = os.environ.get("MINIGAN_DATA_DIR")
-needs_mnist = pytest.mark.skipif(
-    not MNIST_DIR
-    or not all((Path(MNIST_DIR) / n).is_file() for p in MNIST_FILES.values() for n in p),
-    reason="real MNIST not available: set MINIGAN_DATA_DIR to a directory with the four .gz "
-    "files (CI: ../shared/data/mnist)",
 )
 
 

@@ -9,25 +9,16 @@ mean of each interval's losses and the gradient norms of the last step).
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import MNIST_DIR, needs_mnist
 
-from minigan.data import MNIST_FILES
 from minigan.gan import GAN, mlp_discriminator, mlp_generator
 from minigan.health import CODES, HealthMonitor, HealthWarning, grad_norm
 from minigan.layers import Linear
 from minigan.optim import SGD, Adam
 
-MNIST_DIR = os.environ.get("MINIGAN_DATA_DIR")
-needs_mnist = pytest.mark.skipif(
-    not MNIST_DIR
-    or not all((Path(MNIST_DIR) / n).is_file() for p in MNIST_FILES.values() for n in p),
-    reason="real MNIST not available: set MINIGAN_DATA_DIR to a directory with the four .gz "
-    "files (CI: ../shared/data/mnist)",
-)
 KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
 
 

@@ -9,17 +9,15 @@ classifier is trained once (about a minute on two cores) and cached in the user 
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import host
+from conftest import MNIST_DIR, host, needs_mnist
 
 from minigan import functional as F
 from minigan.backend import to_numpy
 from minigan.classifier import ClassifierConfig, MNISTClassifier, build_classifier, load_classifier
-from minigan.data import MNIST_FILES
 from minigan.gradcheck import check_module
 from minigan.layers import Module
 from minigan.metrics import (
@@ -40,14 +38,6 @@ from minigan.metrics import (
     parzen_select_sigma,
     plot_nearest_neighbours,
     sqrtm_psd,
-)
-
-MNIST_DIR = os.environ.get("MINIGAN_DATA_DIR")
-needs_mnist = pytest.mark.skipif(
-    not MNIST_DIR
-    or not all((Path(MNIST_DIR) / n).is_file() for p in MNIST_FILES.values() for n in p),
-    reason="real MNIST not available: set MINIGAN_DATA_DIR to a directory with the four .gz "
-    "files (CI: ../shared/data/mnist)",
 )
 
 

@@ -11,22 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import needs_mnist
 from PIL import Image
 
 from minigan.backend import to_numpy
 from minigan.checkpoint import load_checkpoint, save_checkpoint
-from minigan.data import MNIST_FILES
 from minigan.gan import GAN
 from minigan.train import NonFiniteLossError, train_mnist
 from minigan.viz import image_grid, make_gif, plot_losses, save_image_grid
-
-MNIST_DIR = os.environ.get("MINIGAN_DATA_DIR")
-needs_mnist = pytest.mark.skipif(
-    not MNIST_DIR
-    or not all((Path(MNIST_DIR) / n).is_file() for p in MNIST_FILES.values() for n in p),
-    reason="real MNIST not available: set MINIGAN_DATA_DIR to a directory with the four .gz "
-    "files (CI: ../shared/data/mnist)",
-)
 
 # A tiny model on 320 images, 32 per batch: 10 steps per epoch, milliseconds per step.
 TINY = dict(
