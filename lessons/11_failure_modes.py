@@ -41,7 +41,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import minigan
+from minigan import data
 from minigan import functional as F
+from minigan.data import ring_centers
 from minigan.gradcheck import numerical_gradient, rel_error
 
 SMALL = os.environ.get("MINIGAN_LESSON_MODE", "full") == "small"
@@ -98,15 +100,12 @@ t_lesson = time.perf_counter()
 
 # %%
 RADIUS, STD, MODES = 0.75, 0.03, 8
-CENTERS = RADIUS * np.stack(
-    [np.cos(2 * np.pi * np.arange(MODES) / MODES), np.sin(2 * np.pi * np.arange(MODES) / MODES)], 1
-)
+CENTERS = ring_centers(MODES, RADIUS)  # (MODES, 2)
 
 
 def sample_ring(n, rng):
-    """n points (n, 2) float32 from eight Gaussians on a circle."""
-    k = rng.integers(0, MODES, n)
-    return (CENTERS[k] + STD * rng.standard_normal((n, 2))).astype(np.float32)
+    """n points (n, 2) float32 from the ring (minigan.data.sample_ring)."""
+    return data.sample_ring(n, rng, MODES, RADIUS, STD)
 
 
 def mode_stats(x, tol=4 * STD):

@@ -50,6 +50,8 @@ __all__ = [
     "load_mnist",
     "preprocess",
     "BatchIterator",
+    "ring_centers",
+    "sample_ring",
 ]
 
 #: The two files (images, labels) of each split.
@@ -577,3 +579,43 @@ class BatchIterator:
             set_host_rng_state(self.rng, str(rng.item() if hasattr(rng, "item") else rng))
         self._position = position
         self._epoch_state = None
+
+
+# ----------------------------------------------------------------------------------------------
+# A 2-D toy distribution for fast GAN experiments (lessons 8 and 11)
+# ----------------------------------------------------------------------------------------------
+def ring_centers(modes: int = 8, radius: float = 0.75) -> np.ndarray:
+    """Centres of ``modes`` Gaussians evenly spaced on a circle: float64 (modes, 2).
+
+    Raises
+    ------
+    ValueError
+        ``modes`` < 1 or ``radius`` <= 0.
+    """
+    if modes < 1 or radius <= 0:
+        raise ValueError(f"expected modes >= 1 and radius > 0, got modes={modes}, radius={radius}")
+    angle = 2 * np.pi * np.arange(modes) / modes
+    return radius * np.stack([np.cos(angle), np.sin(angle)], axis=1)
+
+
+def sample_ring(
+    n: int, rng=None, modes: int = 8, radius: float = 0.75, std: float = 0.03
+) -> np.ndarray:
+    """``n`` points from a mixture of ``modes`` Gaussians on a ring (Metz et al. 2017).
+
+    Each point picks a centre of :func:`ring_centers` uniformly and adds N(0, std^2 I) noise.
+    The default radius 0.75 keeps the data inside a Tanh generator's range (-1, 1).
+
+    Returns
+    -------
+    numpy.ndarray, float32 (n, 2), on the host (move it with ``Backend.asarray``).
+
+    Raises
+    ------
+    ValueError
+        ``modes`` < 1 or ``radius`` <= 0 (from :func:`ring_centers`).
+    """
+    rng = as_generator(rng)
+    centers = ring_centers(modes, radius)
+    k = rng.integers(0, modes, n)
+    return (centers[k] + std * rng.standard_normal((n, 2))).astype(np.float32)

@@ -356,3 +356,18 @@ def test_bad_resume_position():
     it = BatchIterator(_dataset(), 5)
     with pytest.raises(ValueError, match="position 7 is outside 0..2"):
         it.load_state_dict({"rng": it.state_dict()["rng"], "position": 7})
+
+
+def test_sample_ring_points_lie_near_the_ring_centres():
+    from minigan.data import ring_centers, sample_ring
+
+    x = sample_ring(4000, np.random.default_rng(0), modes=8, radius=0.75, std=0.03)
+    assert x.shape == (4000, 2) and x.dtype == np.float32
+    centers = ring_centers(8, 0.75)
+    assert np.allclose(np.linalg.norm(centers, axis=1), 0.75)
+    dist = np.linalg.norm(x[:, None, :] - centers[None], axis=2).min(axis=1)
+    assert np.mean(dist < 4 * 0.03) > 0.99  # 4 sigma in 2-D holds ~99.97 %
+    counts = np.bincount(np.linalg.norm(x[:, None] - centers[None], axis=2).argmin(1), minlength=8)
+    assert counts.min() > 400  # every mode used (expected 500 each)
+    with pytest.raises(ValueError, match="modes >= 1"):
+        ring_centers(0)
