@@ -262,6 +262,44 @@ def _run_evaluate(args) -> int:
 
 
 # ----------------------------------------------------------------------------------------------
+# export (minigan.export)
+# ----------------------------------------------------------------------------------------------
+@command("export")
+def _setup_export(sub) -> None:
+    from .export import EXPORT_FORMATS, NETS
+
+    p = _add_parser(
+        sub,
+        "export",
+        "export a trained generator (or discriminator) to PyTorch or ONNX",
+        "Rebuild the GAN in a checkpoint and write one of its networks (eval mode, CPU):\n"
+        "  --format onnx   an ONNX model (input 'input' of shape (N, ...), output 'output',\n"
+        "                  dynamic batch N), for onnxruntime in Python, C++ or a browser;\n"
+        "  --format torch  a torch.export program (.pt2) with a dynamic batch:\n"
+        "                  torch.export.load(FILE).module() runs it without minigan.\n"
+        'Needs the optional packages: pip install "minigan[export]" (onnx), torch (torch).',
+    )
+    p.add_argument("--checkpoint", required=True, help="a checkpoint.npz from train-mnist")
+    p.add_argument("--format", required=True, choices=sorted(EXPORT_FORMATS), help="file format")
+    p.add_argument(
+        "--out", required=True, help="output file (.onnx or .pt2); its folder must exist"
+    )
+    p.add_argument("--net", default="generator", choices=NETS, help="which network")
+    p.set_defaults(func=_run_export)
+
+
+def _run_export(args) -> int:
+    from .export import export_checkpoint
+
+    try:
+        path = export_checkpoint(args.checkpoint, args.out, format=args.format, net=args.net)
+    except ImportError as e:  # a missing optional package: one line, like other bad input
+        raise RuntimeError(str(e)) from e
+    print(f"wrote the {args.net} as {args.format} to {path}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
 # main
 # ----------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,280 @@
+"""Export to PyTorch and ONNX: same outputs and input gradients as minigan, and clear errors.
+
+The comparisons need torch, onnx and onnxruntime (``pip install "minigan[export]"`` and torch);
+each test skips with the reason when one is missing. The bad-input tests need none of them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import numpy as np
+import pytest
+from test_cli import run_main, tiny_checkpoint
+
+from minigan.export import to_onnx, to_torch
+from minigan.gan import PRESETS, build_gan
+from minigan.layers import Linear, Module, ReLU, Sequential, Tanh
+
+
+def _missing(name: str) -> bool:
+    return importlib.util.find_spec(name) is None
+
+
+needs_torch = pytest.mark.skipif(_missing("torch"), reason="torch is not installed")
+needs_onnx = pytest.mark.skipif(
+    _missing("onnx") or _missing("onnxruntime"),
+    reason='onnx or onnxruntime is not installed (pip install "minigan[export]")',
+)
+MLP_PRESETS = sorted(PRESETS)
+TOL = {"float64": 1e-10, "float32": 1e-5}  # the issue's acceptance tolerances
+
+
+def _nets(preset: str, dtype: str):
+    gan = build_gan(preset, seed=0, dtype=dtype)
+    return gan.generator.eval(), gan.discriminator.eval()
+
+
+def _randn(shape, dtype, seed=1):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def _ort(path):
+    import onnxruntime
+
+    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+class Weird(Module):
+    """A layer no converter knows."""
+
+    def forward(self, x):
+        return x
+
+
+# ----------------------------------------------------------------------------------------------
+# PyTorch
+# ----------------------------------------------------------------------------------------------
+@needs_torch
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("preset", MLP_PRESETS)
+def test_torch_outputs_equal_minigan(preset, dtype):
+    import torch
+
+    G, D = _nets(preset, dtype)
+    z = _randn((5, G[0].in_features), dtype)
+    x = _randn((5, D[0].in_features), dtype)
+    with torch.no_grad():
+        tg = to_torch(G)(torch.from_numpy(z)).numpy()
+        td = to_torch(D)(torch.from_numpy(x)).numpy()
+    assert tg.dtype == np.dtype(dtype) and td.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(tg, G.forward(z), rtol=0, atol=TOL[dtype])
+    np.testing.assert_allclose(td, D.forward(x), rtol=0, atol=TOL[dtype])
+
+
+@needs_torch
+@pytest.mark.parametrize("preset", MLP_PRESETS)
+def test_torch_discriminator_gradients_equal_minigan(preset):
+    import torch
+
+    _, D = _nets(preset, "float64")
+    x = _randn((6, D[0].in_features), "float64")
+    dout = _randn((6, 1), "float64", seed=2)
+    D.zero_grad()
+    D.forward(x)
+    dx = D.backward(dout)
+
+    net = to_torch(D)
+    tx = torch.from_numpy(x).requires_grad_(True)
+    net(tx).backward(torch.from_numpy(dout))
+    np.testing.assert_allclose(tx.grad.numpy(), dx, rtol=0, atol=1e-10)
+    for name, p in net.named_parameters():  # the weight gradients too, by PyTorch's names
+        mine = dict(D.named_parameters())[name].grad
+        np.testing.assert_allclose(p.grad.numpy(), mine, rtol=0, atol=1e-10, err_msg=name)
+
+
+@needs_torch
+def test_torch_keeps_each_modules_mode_and_copies_the_weights():
+    G, _ = _nets("default", "float32")
+    G.train()
+    G[2].eval()
+    net = to_torch(G)
+    assert net.training and net[0].training and not net[2].training
+    assert all(not m.training for m in to_torch(G.eval()).modules())
+
+    before = net[0].weight.detach().numpy().copy()
+    G[0].params["weight"][...] += 1.0  # training minigan afterwards leaves the copy alone
+    np.testing.assert_array_equal(net[0].weight.detach().numpy(), before)
+
+
+@needs_torch
+def test_torch_linear_without_bias_and_a_lone_activation():
+    import torch
+
+    lin = Linear(3, 2, bias=False, dtype="float64", rng=0)
+    net = to_torch(lin)
+    assert net.bias is None
+    x = _randn((4, 3), "float64")
+    np.testing.assert_allclose(net(torch.from_numpy(x)).detach().numpy(), lin.forward(x), atol=0)
+    assert isinstance(to_torch(Tanh()), torch.nn.Tanh)
+
+
+# ----------------------------------------------------------------------------------------------
+# ONNX
+# ----------------------------------------------------------------------------------------------
+@needs_onnx
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("preset", MLP_PRESETS)
+def test_onnx_passes_the_checker_and_equals_minigan(tmp_path, preset, dtype):
+    import onnx
+
+    G, D = _nets(preset, dtype)
+    for name, net, width in (("g", G, G[0].in_features), ("d", D, D[0].in_features)):
+        path = to_onnx(net, tmp_path / f"{name}.onnx", (width,))
+        model = onnx.load(path)
+        onnx.checker.check_model(model, full_check=True)
+        batch = model.graph.input[0].type.tensor_type.shape.dim[0]
+        assert batch.dim_param == "N" and not batch.HasField("dim_value")
+        session = _ort(path)
+        for n in (1, 7):  # the dynamic batch dimension: two batch sizes through one file
+            x = _randn((n, width), dtype, seed=n)
+            (y,) = session.run(["output"], {"input": x})
+            assert y.dtype == np.dtype(dtype)
+            np.testing.assert_allclose(y, net.forward(x), rtol=0, atol=TOL[dtype])
+
+
+@needs_onnx
+def test_onnx_initializers_carry_pytorchs_names(tmp_path):
+    import onnx
+
+    G, _ = _nets("default", "float32")
+    model = onnx.load(to_onnx(G, tmp_path / "g.onnx", (100,)))
+    assert sorted(t.name for t in model.graph.initializer) == sorted(G.state_dict())
+
+
+@needs_onnx
+@pytest.mark.parametrize("shape", [(784,), (5, 100), (), (0,), (100.0,)])
+def test_onnx_input_shape_that_does_not_fit(tmp_path, shape):
+    G, _ = _nets("default", "float32")
+    with pytest.raises(ValueError, match=r"input_shape.*(does not fit|without the batch)"):
+        to_onnx(G, tmp_path / "g.onnx", shape)
+    assert not (tmp_path / "g.onnx").exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# bad input (no optional package needed)
+# ----------------------------------------------------------------------------------------------
+def _with_weird():
+    return Sequential(Linear(2, 2), Sequential(ReLU(), Weird()))
+
+
+@pytest.mark.parametrize(
+    "convert", [to_torch, lambda m: to_onnx(m, "unused.onnx", (2,))], ids=["torch", "onnx"]
+)
+def test_a_layer_without_converter_is_named(convert):
+    with pytest.raises(TypeError, match=r"layer '1\.1' \(Weird\) has no converter.*Linear"):
+        convert(_with_weird())
+    with pytest.raises(TypeError, match=r"layer '<root>' \(Weird\)"):
+        convert(Weird())
+    with pytest.raises(TypeError, match="expected a minigan Module, got list"):
+        convert([Linear(2, 2)])
+
+
+def test_missing_output_folder_is_checked_first(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # not even the onnx import is reached
+    with pytest.raises(FileNotFoundError, match=r"folder .*nowhere does not exist"):
+        to_onnx(_with_weird(), tmp_path / "nowhere" / "g.onnx", (2,))
+
+
+def test_missing_torch_names_the_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch now raises ImportError
+    with pytest.raises(ImportError, match="needs the optional package 'torch'.*pip install torch"):
+        to_torch(Linear(2, 2))
+
+
+def test_missing_onnx_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    with pytest.raises(ImportError, match=r"'onnx'.*pip install \"minigan\[export\]\""):
+        to_onnx(Linear(2, 2), tmp_path / "g.onnx", (2,))
+
+
+# ----------------------------------------------------------------------------------------------
+# minigan export
+# ----------------------------------------------------------------------------------------------
+@needs_onnx
+@pytest.mark.parametrize("net", ["generator", "discriminator"])
+def test_cli_export_onnx(capsys, tmp_path, net):
+    from minigan.checkpoint import gan_from_checkpoint
+
+    ck = tiny_checkpoint(tmp_path / "ck.npz")
+    out = tmp_path / f"{net}.onnx"
+    argv = ["export", "--checkpoint", str(ck), "--format", "onnx", "--out", str(out)]
+    code, stdout, err = run_main(capsys, *argv, *(["--net", net] if net != "generator" else []))
+    assert code == 0, err
+    assert f"wrote the {net} as onnx to {out}" in stdout
+    module = getattr(gan_from_checkpoint(ck)[0], net).eval()
+    width = module[0].in_features
+    for n in (1, 4):
+        x = _randn((n, width), "float32", seed=n)
+        (y,) = _ort(out).run(None, {"input": x})
+        np.testing.assert_allclose(y, module.forward(x), rtol=0, atol=1e-5)
+
+
+@needs_torch
+@pytest.mark.slow
+def test_cli_export_torch_loads_without_minigan(capsys, tmp_path):
+    import torch
+
+    from minigan.checkpoint import gan_from_checkpoint
+
+    ck = tiny_checkpoint(tmp_path / "ck.npz")
+    out = tmp_path / "g.pt2"
+    code, _, err = run_main(
+        capsys, "export", "--checkpoint", str(ck), "--format", "torch", "--out", str(out)
+    )
+    assert code == 0, err
+    program = torch.export.load(str(out)).module()  # torch only: no minigan class inside
+    G = gan_from_checkpoint(ck)[0].generator.eval()
+    for n in (1, 5):
+        z = _randn((n, 4), "float32", seed=n)
+        with torch.no_grad():
+            y = program(torch.from_numpy(z)).numpy()
+        np.testing.assert_allclose(y, G.forward(z), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: None, "no such file"),
+        (lambda p: p.write_text("not a checkpoint"), "cannot be read"),
+        (lambda p: np.savez(p, w=np.zeros(3)), "not a minigan checkpoint"),
+    ],
+    ids=["missing", "text", "foreign-npz"],
+)
+def test_cli_export_bad_checkpoint(capsys, tmp_path, make, message):
+    ck = tmp_path / "ck.npz"
+    make(ck)
+    argv = ["export", "--checkpoint", str(ck), "--format", "onnx", "--out", str(tmp_path / "g")]
+    code, _, err = run_main(capsys, *argv)
+    assert code == 2 and message in err and str(ck) in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_cli_export_missing_folder_before_the_checkpoint(capsys, tmp_path):
+    out = tmp_path / "nowhere" / "g.onnx"
+    argv = ["export", "--checkpoint", str(tmp_path / "absent.npz"), "--format", "onnx"]
+    code, _, err = run_main(capsys, *argv, "--out", str(out))
+    assert code == 2 and "does not exist" in err and "nowhere" in err and "absent" not in err
+
+
+@pytest.mark.parametrize(
+    "fmt, package, hint",
+    [("onnx", "onnx", 'pip install "minigan[export]"'), ("torch", "torch", "pip install torch")],
+)
+def test_cli_export_missing_package(capsys, tmp_path, monkeypatch, fmt, package, hint):
+    monkeypatch.setitem(sys.modules, package, None)
+    ck = tiny_checkpoint(tmp_path / "ck.npz")
+    argv = ["export", "--checkpoint", str(ck), "--format", fmt, "--out", str(tmp_path / "g")]
+    code, _, err = run_main(capsys, *argv)
+    assert code == 2 and hint in err and len(err.strip().splitlines()) == 1
