@@ -7,10 +7,15 @@ each test skips with the reason when one is missing. The bad-input tests need no
 from __future__ import annotations
 
 import importlib.util
+import os
+import re
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from test_cli import run_main, tiny_checkpoint
 
 from minigan.export import to_onnx, to_torch
@@ -278,3 +283,31 @@ def test_cli_export_missing_package(capsys, tmp_path, monkeypatch, fmt, package,
     argv = ["export", "--checkpoint", str(ck), "--format", fmt, "--out", str(tmp_path / "g")]
     code, _, err = run_main(capsys, *argv)
     assert code == 2 and hint in err and len(err.strip().splitlines()) == 1
+
+
+def _doc_block(marker: str) -> str:
+    """The python block of docs/export.md that writes ``marker``."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "export.md").read_text()
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if marker in b]
+    return block
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "fmt, out, marker",
+    [
+        pytest.param("onnx", "generator.onnx", "grid_onnx.png", marks=needs_onnx),
+        pytest.param("torch", "generator.pt2", "grid_torch.png", marks=needs_torch),
+    ],
+)
+def test_docs_grid_recipes_run(capsys, tmp_path, fmt, out, marker):
+    ck = tiny_checkpoint(tmp_path / "ck.npz")
+    argv = ["export", "--checkpoint", str(ck), "--format", fmt, "--out", str(tmp_path / out)]
+    assert run_main(capsys, *argv)[0] == 0
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    done = subprocess.run(
+        [sys.executable, "-c", _doc_block(marker)], cwd=tmp_path, env=env, capture_output=True
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    with Image.open(tmp_path / marker) as grid:
+        assert grid.size == (8 * 28, 8 * 28)
