@@ -15,11 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import host
 from PIL import Image
 from test_cli import run_main, tiny_checkpoint
 
 from minigan.export import to_onnx, to_torch
-from minigan.gan import PRESETS, build_gan
+from minigan.gan import PRESETS, build_gan, mlp_generator
 from minigan.layers import Linear, Module, ReLU, Sequential, Tanh
 
 
@@ -311,3 +312,17 @@ def test_docs_grid_recipes_run(capsys, tmp_path, fmt, out, marker):
     assert done.returncode == 0, done.stderr.decode()
     with Image.open(tmp_path / marker) as grid:
         assert grid.size == (8 * 28, 8 * 28)
+
+
+@needs_torch
+@needs_onnx
+def test_modules_on_any_backend_export_from_the_host_copy(tmp_path, backend):
+    import torch
+
+    G = mlp_generator(4, (8,), 6, dtype="float64", device=backend, rng=0).eval()
+    z = _randn((3, 4), "float64")
+    expected = host(G.forward(backend.asarray(z, "float64")))
+    with torch.no_grad():
+        np.testing.assert_allclose(to_torch(G)(torch.from_numpy(z)).numpy(), expected, atol=1e-10)
+    (y,) = _ort(to_onnx(G, tmp_path / "g.onnx", (4,))).run(None, {"input": z})
+    np.testing.assert_allclose(y, expected, atol=1e-10)
