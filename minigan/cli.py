@@ -277,7 +277,8 @@ def _setup_export(sub) -> None:
         "                  dynamic batch N), for onnxruntime in Python, C++ or a browser;\n"
         "  --format torch  a torch.export program (.pt2) with a dynamic batch:\n"
         "                  torch.export.load(FILE).module() runs it without minigan.\n"
-        'Needs the optional packages: pip install "minigan[export]" (onnx), torch (torch).',
+        'Needs onnx for --format onnx (pip install "minigan[export]"), torch for --format\n'
+        "torch (pip install torch).",
     )
     p.add_argument("--checkpoint", required=True, help="a checkpoint.npz from train-mnist")
     p.add_argument("--format", required=True, choices=sorted(EXPORT_FORMATS), help="file format")
