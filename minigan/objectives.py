@@ -512,8 +512,8 @@ def gradient_penalty(critic, x, weight: float = 10.0):
     The norm is ``sqrt(||g||^2 + 1e-12)``, so a zero gradient gives no NaN. The critic's
     forward caches and ``requires_grad`` flags are restored afterwards: a ``backward`` that
     follows sees the caches of the last ``forward`` before this call. A frozen critic gets
-    no gradient. Cost: one forward, two input backwards, one tangent pass (about 5x a
-    forward + backward of D; ``benchmarks/bench_penalty.py``).
+    no gradient. Cost: a forward, an input backward, a tangent pass and its reverse (about
+    1.6x a forward + backward of the default MLP critic; ``benchmarks/bench_penalty.py``).
     """
     check_penalty_critic(critic)
     modules = list(critic.modules())
