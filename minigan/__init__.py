@@ -26,7 +26,7 @@ from .layers import (  # noqa: E402
     Tanh,
 )
 from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss  # noqa: E402
-from .optim import SGD, Adam, clip_grad_norm_  # noqa: E402
+from .optim import SGD, Adam, RMSprop, clip_grad_norm_  # noqa: E402
 
 
 def __getattr__(name):
@@ -59,6 +59,7 @@ __all__ = [
     "CrossEntropyLoss",
     "SGD",
     "Adam",
+    "RMSprop",
     "clip_grad_norm_",
     "gradcheck",
     "check_module",

@@ -605,3 +605,6 @@ class fast_paths:  # lower case: used like a function, ``with fast_paths(False):
         global FAST_PATHS
         FAST_PATHS = self._saved
         return False
+
+
+from .functional_double import *  # noqa: E402,F403  (the double backward: JVPs and their reverse)

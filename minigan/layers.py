@@ -33,6 +33,16 @@ __all__ = [
 ]
 
 
+def _cached_tangent(module):
+    """The input tangent kept by ``module.jvp``, or a clear error if it has not run."""
+    tangent = getattr(module, "_tangent", None)
+    if tangent is None:
+        raise RuntimeError(
+            f"{type(module).__name__}.jvp_backward() called before jvp(): run jvp(tangent) first"
+        )
+    return tangent
+
+
 class Parameter:
     """A handle on one trainable array: ``module.params[name]`` and ``module.grads[name]``.
 
@@ -307,6 +317,37 @@ class Linear(Module):
                 self.grads["bias"] += db
         return dx
 
+    def jvp(self, tangent):
+        """Tangent of the output for a tangent of the input, ``dy = t @ weight.T``.
+
+        Runs after ``forward`` (it reads its cache) and keeps ``tangent`` for
+        :meth:`jvp_backward`: the forward pass of the double backward (``docs/math.md``).
+        """
+        self._cached()
+        self._tangent = tangent
+        return F.linear_jvp(tangent, self._cache)
+
+    def jvp_backward(self, dout, dtangent, *, input_grad: bool = True):
+        """Reverse pass through ``(y, dy)``: returns ``(dx, dt)``, adds ``dout^T x +
+        dtangent^T t`` into ``grads["weight"]`` and ``sum dout`` into ``grads["bias"]``.
+
+        ``dout`` may be ``None`` (zero). ``input_grad=False`` returns ``(None, None)``.
+        """
+        tangent = _cached_tangent(self)
+        dx, dt, dw, db = F.linear_jvp_backward(
+            dout,
+            dtangent,
+            self._cached(),
+            tangent,
+            need_dx=input_grad,
+            need_dparams=self.requires_grad,
+        )
+        if self.requires_grad:
+            self.grads["weight"] += dw
+            if db is not None:
+                self.grads["bias"] += db
+        return dx, dt
+
     def extra_repr(self) -> str:
         """``in_features=..., out_features=..., bias=...``."""
         return (
@@ -346,6 +387,20 @@ class ReLU(_Elementwise):
     _forward = staticmethod(F.relu_forward)
     _backward = staticmethod(F.relu_backward)
 
+    def jvp(self, tangent):
+        """Tangent of the output, ``phi'(x) * t`` (after ``forward``; kept for
+        :meth:`jvp_backward`)."""
+        self._tangent = tangent
+        return F.relu_jvp(tangent, self._cached())
+
+    def jvp_backward(self, dout, dtangent, *, input_grad: bool = True):
+        """Reverse pass through ``(phi(x), phi'(x) t)``: returns ``(dx, dt)``
+        (:func:`~minigan.functional_double.relu_jvp_backward`)."""
+        tangent = _cached_tangent(self)
+        if not input_grad:
+            return None, None
+        return F.relu_jvp_backward(dout, dtangent, self._cached(), tangent)
+
 
 class Tanh(_Elementwise):
     """``y = tanh(x)`` (``torch.nn.Tanh``); ``dy/dx = 1 - y**2``. Shapes: x (*) -> y (*).
@@ -363,6 +418,20 @@ class Tanh(_Elementwise):
     _forward = staticmethod(F.tanh_forward)
     _backward = staticmethod(F.tanh_backward)
 
+    def jvp(self, tangent):
+        """Tangent of the output, ``phi'(x) * t`` (after ``forward``; kept for
+        :meth:`jvp_backward`)."""
+        self._tangent = tangent
+        return F.tanh_jvp(tangent, self._cached())
+
+    def jvp_backward(self, dout, dtangent, *, input_grad: bool = True):
+        """Reverse pass through ``(phi(x), phi'(x) t)``: returns ``(dx, dt)``
+        (:func:`~minigan.functional_double.tanh_jvp_backward`)."""
+        tangent = _cached_tangent(self)
+        if not input_grad:
+            return None, None
+        return F.tanh_jvp_backward(dout, dtangent, self._cached(), tangent)
+
 
 class Sigmoid(_Elementwise):
     """``y = 1 / (1 + exp(-x))``, stable form (``torch.nn.Sigmoid``). Shapes: x (*) -> y (*).
@@ -379,6 +448,20 @@ class Sigmoid(_Elementwise):
 
     _forward = staticmethod(F.sigmoid_forward)
     _backward = staticmethod(F.sigmoid_backward)
+
+    def jvp(self, tangent):
+        """Tangent of the output, ``phi'(x) * t`` (after ``forward``; kept for
+        :meth:`jvp_backward`)."""
+        self._tangent = tangent
+        return F.sigmoid_jvp(tangent, self._cached())
+
+    def jvp_backward(self, dout, dtangent, *, input_grad: bool = True):
+        """Reverse pass through ``(phi(x), phi'(x) t)``: returns ``(dx, dt)``
+        (:func:`~minigan.functional_double.sigmoid_jvp_backward`)."""
+        tangent = _cached_tangent(self)
+        if not input_grad:
+            return None, None
+        return F.sigmoid_jvp_backward(dout, dtangent, self._cached(), tangent)
 
 
 class LeakyReLU(Module):
@@ -421,6 +504,20 @@ class LeakyReLU(Module):
     def backward(self, dout, *, input_grad: bool = True):
         cache = self._cached()
         return F.leaky_relu_fast_backward(dout, cache) if input_grad else None
+
+    def jvp(self, tangent):
+        """Tangent of the output, ``phi'(x) * t`` (after ``forward``; kept for
+        :meth:`jvp_backward`)."""
+        self._tangent = tangent
+        return F.leaky_relu_fast_jvp(tangent, self._cached())
+
+    def jvp_backward(self, dout, dtangent, *, input_grad: bool = True):
+        """Reverse pass through ``(phi(x), phi'(x) t)``: returns ``(dx, dt)``
+        (:func:`~minigan.functional_double.leaky_relu_fast_jvp_backward`)."""
+        tangent = _cached_tangent(self)
+        if not input_grad:
+            return None, None
+        return F.leaky_relu_fast_jvp_backward(dout, dtangent, self._cached(), tangent)
 
     def extra_repr(self) -> str:
         """``negative_slope=...``."""
@@ -473,3 +570,21 @@ class Sequential(Module):
                 return self.layers[0].backward(dout, input_grad=False)
             dout = self.layers[i].backward(dout)
         return dout
+
+    def jvp(self, tangent):
+        """Push a tangent of the input through the layers (after ``forward``): ``D'(x)[t]``."""
+        for layer in self.layers:
+            tangent = layer.jvp(tangent)
+        return tangent
+
+    def jvp_backward(self, dout, dtangent, *, input_grad: bool = True):
+        """Reverse pass of :meth:`jvp` through the layers; returns ``(dx, dt)`` of the input.
+
+        Each layer adds its share of the parameter gradients; with ``input_grad=False`` the
+        first layer skips its input adjoints (returns ``(None, None)``).
+        """
+        for i in range(len(self.layers) - 1, -1, -1):
+            dout, dtangent = self.layers[i].jvp_backward(
+                dout, dtangent, input_grad=input_grad or i > 0
+            )
+        return dout, dtangent

@@ -20,9 +20,21 @@ import math
 from typing import Any, ClassVar
 
 from . import functional as F
-from .backend import array_namespace, device_of
+from .backend import array_namespace, backend_of, device_of
 
-__all__ = ["Objective", "NonSaturating", "Minimax", "OBJECTIVES", "get_objective"]
+__all__ = [
+    "Objective",
+    "NonSaturating",
+    "Minimax",
+    "LSGAN",
+    "WGAN",
+    "WGANGP",
+    "Hinge",
+    "gradient_penalty",
+    "check_penalty_critic",
+    "OBJECTIVES",
+    "get_objective",
+]
 
 #: Health-check codes of :class:`minigan.health.HealthMonitor` that hold for every objective.
 GENERIC_CHECKS = ("NAN", "GRAD_EXPLODING", "MODE_COLLAPSE")
@@ -171,10 +183,369 @@ class Minimax(_BCEGame):
         return -loss, -grad
 
 
+def _check_n_critic(n_critic) -> int:
+    if isinstance(n_critic, bool) or not isinstance(n_critic, int) or n_critic <= 0:
+        raise ValueError(f"n_critic: expected an int >= 1, got {n_critic!r}")
+    return n_critic
+
+
+def _check_number(name: str, value, *, low: float = -math.inf, strict: bool = False) -> float:
+    """``value`` as a float, or a one-line error unless it is a finite number above ``low``."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or (value <= low if strict else value < low):
+        bound = f"> {low}" if strict else f">= {low}"
+        raise ValueError(f"{name}: expected a finite number {bound}, got {value!r}")
+    return float(value)
+
+
+def _constant_grad(out, value: float):
+    """``value / N`` everywhere: the gradient of ``value * mean(out)``."""
+    xp = array_namespace(out)
+    return xp.full(out.shape, value / out.shape[0], dtype=out.dtype, device=device_of(out))
+
+
+def _mean(out):
+    xp = array_namespace(out)
+    return xp.asarray(xp.mean(out))
+
+
+class LSGAN(Objective):
+    """Least-squares GAN (Mao et al. 2017, Eq. 2), D outputs a raw score ``D(x)``::
+
+        L_D = 1/2 mean (D(x) - b)^2 + 1/2 mean (D(G(z)) - a)^2
+        L_G = 1/2 mean (D(G(z)) - c)^2
+
+    with the paper's 0-1 coding ``a = 0`` (fake), ``b = c = 1`` (real); ``a=-1, b=1, c=0``
+    is its Pearson-chi^2 choice (Eq. 8). Gradients ``dL_D/dD(x) = (D(x) - b) / N``, etc.
+
+    Parameters
+    ----------
+    a, b, c : float
+        Targets of D for fakes, of D for reals, and the value G wants D to give its fakes.
+
+    Raises
+    ------
+    ValueError
+        A target that is not a finite number; ``a == b``; outputs not of shape (N, 1).
+    """
+
+    name = "lsgan"
+    metric_names = ("d_real", "d_fake")
+
+    def __init__(self, a: float = 0.0, b: float = 1.0, c: float = 1.0):
+        self.a, self.b, self.c = (_check_number(k, v) for k, v in (("a", a), ("b", b), ("c", c)))
+        if self.a == self.b:
+            raise ValueError(
+                f"a, b: expected different targets for fakes and reals, got {a} == {b}"
+            )
+
+    def d_loss(self, real_out, fake_out):
+        """``1/2 mean (D(x) - b)^2 + 1/2 mean (D(G(z)) - a)^2`` and its two gradients."""
+        _check_out(real_out, "real_out")
+        _check_out(fake_out, "fake_out")
+        xp = array_namespace(real_out, fake_out, names=("real_out", "fake_out"))
+        er, ef = real_out - self.b, fake_out - self.a
+        loss = 0.5 * xp.mean(er * er) + 0.5 * xp.mean(ef * ef)
+        return xp.asarray(loss), er / real_out.shape[0], ef / fake_out.shape[0]
+
+    def g_loss(self, fake_out):
+        """``1/2 mean (D(G(z)) - c)^2`` and its gradient ``(D(G(z)) - c) / N``."""
+        _check_out(fake_out, "fake_out")
+        xp = array_namespace(fake_out)
+        e = fake_out - self.c
+        return xp.asarray(0.5 * xp.mean(e * e)), e / fake_out.shape[0]
+
+    def metrics(self, real_out, fake_out):
+        """``d_real`` = mean D(x), ``d_fake`` = mean D(G(z)) (raw scores; targets b and a)."""
+        return {"d_real": _mean(real_out), "d_fake": _mean(fake_out)}
+
+    def config(self):
+        return {
+            k: v
+            for k, v, d in (("a", self.a, 0.0), ("b", self.b, 1.0), ("c", self.c, 1.0))
+            if v != d
+        }
+
+
+class _CriticGame(Objective):
+    """Shared by the Wasserstein games: D is a critic with an unbounded score ``f(x)``::
+
+        L_D = mean f(G(z)) - mean f(x)        (the critic maximises the estimate W)
+        L_G = -mean f(G(z))
+
+    ``W = mean f(x) - mean f(G(z))`` estimates the Wasserstein-1 distance (up to the critic's
+    Lipschitz constant; Arjovsky et al. 2017, Eq. 3) and is logged as ``wasserstein``.
+    """
+
+    metric_names = ("wasserstein",)
+
+    def d_loss(self, real_out, fake_out):
+        """``mean f(G(z)) - mean f(x)``, gradients ``-1/N`` (real) and ``+1/N`` (fake)."""
+        _check_out(real_out, "real_out")
+        _check_out(fake_out, "fake_out")
+        loss = _mean(fake_out) - _mean(real_out)
+        return loss, _constant_grad(real_out, -1.0), _constant_grad(fake_out, 1.0)
+
+    def g_loss(self, fake_out):
+        """``-mean f(G(z))`` and its gradient ``-1/N``."""
+        _check_out(fake_out, "fake_out")
+        return -_mean(fake_out), _constant_grad(fake_out, -1.0)
+
+    def metrics(self, real_out, fake_out):
+        """``wasserstein`` = mean f(x) - mean f(G(z))."""
+        return {"wasserstein": _mean(real_out) - _mean(fake_out)}
+
+
+class WGAN(_CriticGame):
+    """Wasserstein GAN with weight clipping (Arjovsky et al. 2017, Algorithm 1).
+
+    Losses as in the Wasserstein game: ``L_D = mean f(G(z)) - mean f(x)``,
+    ``L_G = -mean f(G(z))``. After every critic update each parameter is clipped to
+    ``[-clip_value, clip_value]`` (:meth:`after_d_step`), a crude way of keeping f Lipschitz;
+    the critic is updated ``n_critic`` times per generator update. The paper's settings:
+    ``clip_value = 0.01``, ``n_critic = 5``, RMSprop with lr 5e-5 (the ``wgan`` preset).
+
+    Parameters
+    ----------
+    clip_value : float, > 0
+    n_critic : int, >= 1
+
+    Raises
+    ------
+    ValueError
+        ``clip_value`` not a positive finite number; ``n_critic`` not an int >= 1; outputs not
+        of shape (N, 1).
+    """
+
+    name = "wgan"
+
+    def __init__(self, clip_value: float = 0.01, n_critic: int = 5):
+        self.clip_value = _check_number("clip_value", clip_value, low=0.0, strict=True)
+        self.n_critic = _check_n_critic(n_critic)
+
+    def after_d_step(self, critic) -> None:
+        """Clip every critic parameter in place: ``w = clip(w, -c, c)``."""
+        c = self.clip_value
+        for p in critic.parameters():
+            data = p.data
+            data[...] = array_namespace(data).clip(data, -c, c)
+
+    def config(self):
+        return {"clip_value": self.clip_value, "n_critic": self.n_critic}
+
+
+class WGANGP(_CriticGame):
+    """Wasserstein GAN with gradient penalty (Gulrajani et al. 2017, Algorithm 1, Eq. 3).
+
+    ``L_D = mean f(G(z)) - mean f(x) + lambda * mean_n (||grad_x f(x_hat_n)||_2 - 1)^2`` at
+    the interpolates ``x_hat = eps * x + (1 - eps) * G(z)``, ``eps ~ U(0, 1)`` one per example
+    (drawn from the host generator given to :meth:`penalty`); ``L_G = -mean f(G(z))``. The
+    penalty and its parameter gradient come from :func:`gradient_penalty` (a hand-written
+    double backward). The paper's settings: ``weight = lambda = 10``, ``n_critic = 5``, Adam
+    with lr 1e-4 and betas (0, 0.9) (the ``wgan-gp`` preset); no batch norm in the critic.
+
+    Parameters
+    ----------
+    weight : float, >= 0
+        lambda.
+    n_critic : int, >= 1
+
+    Raises
+    ------
+    ValueError
+        ``weight`` negative or not finite; ``n_critic`` not an int >= 1; outputs not of shape
+        (N, 1); real and fake batches of different shapes.
+
+    Notes
+    -----
+    ``metrics`` adds ``gradient_penalty``: the value of the latest :meth:`penalty` call (0
+    before the first).
+    """
+
+    name = "wgan_gp"
+    metric_names = ("wasserstein", "gradient_penalty")
+
+    def __init__(self, weight: float = 10.0, n_critic: int = 5):
+        self.weight = _check_number("weight", weight, low=0.0)
+        self.n_critic = _check_n_critic(n_critic)
+        self.last_penalty = None
+
+    def penalty(self, critic, real, fake, rng):
+        """``lambda * mean (||grad f(x_hat)|| - 1)^2``; adds its gradient into ``critic.grads``.
+
+        Shapes: real, fake (N, ...) -> penalty (). ``rng`` draws ``eps`` (N,) in float64 on
+        the host (so every backend sees the same numbers), cast to the batch's dtype.
+        """
+        if tuple(real.shape) != tuple(fake.shape):
+            raise ValueError(
+                f"fake: expected the real batch's shape {tuple(real.shape)}, "
+                f"got {tuple(fake.shape)}"
+            )
+        n = real.shape[0]
+        eps_host = rng.random(n).reshape((n,) + (1,) * (real.ndim - 1))  # (N, 1, ...)
+        eps = backend_of(real).asarray(eps_host, dtype=real.dtype)
+        x_hat = eps * real + (1 - eps) * fake  # (N, ...)
+        self.last_penalty = gradient_penalty(critic, x_hat, self.weight)
+        return self.last_penalty
+
+    def metrics(self, real_out, fake_out):
+        """``wasserstein`` and ``gradient_penalty`` (the latest penalty, 0-d array)."""
+        out = super().metrics(real_out, fake_out)
+        last = self.last_penalty
+        if last is None:
+            xp = array_namespace(real_out)
+            last = xp.zeros((), dtype=real_out.dtype, device=device_of(real_out))
+        out["gradient_penalty"] = last
+        return out
+
+    def config(self):
+        return {"weight": self.weight, "n_critic": self.n_critic}
+
+
+class Hinge(Objective):
+    """Hinge loss GAN (Lim & Ye 2017, Eq. 7-8; Miyato et al. 2018, Eq. 16-17)::
+
+        L_D = mean max(0, 1 - D(x)) + mean max(0, 1 + D(G(z)))
+        L_G = -mean D(G(z))
+
+    D outputs a raw score. ``dL_D/dD(x) = -[D(x) < 1] / N``, ``dL_D/dD(G(z)) = [D(G(z)) > -1]
+    / N`` (subgradient 0 at the kinks, like ``torch.relu``); ``dL_G/dD(G(z)) = -1/N``.
+
+    Raises
+    ------
+    ValueError
+        Outputs not of shape (N, 1).
+    """
+
+    name = "hinge"
+    metric_names = ("score_real", "score_fake")
+
+    def d_loss(self, real_out, fake_out):
+        """``mean relu(1 - D(x)) + mean relu(1 + D(G(z)))`` and its two (sub)gradients."""
+        _check_out(real_out, "real_out")
+        _check_out(fake_out, "fake_out")
+        xp = array_namespace(real_out, fake_out, names=("real_out", "fake_out"))
+        loss_real, active_real = F.relu_forward(1 - real_out)
+        loss_fake, active_fake = F.relu_forward(1 + fake_out)
+        loss = xp.mean(loss_real) + xp.mean(loss_fake)
+        dreal = -xp.astype(active_real, real_out.dtype) / real_out.shape[0]
+        dfake = xp.astype(active_fake, fake_out.dtype) / fake_out.shape[0]
+        return xp.asarray(loss), dreal, dfake
+
+    def g_loss(self, fake_out):
+        """``-mean D(G(z))`` and its gradient ``-1/N``."""
+        _check_out(fake_out, "fake_out")
+        return -_mean(fake_out), _constant_grad(fake_out, -1.0)
+
+    def metrics(self, real_out, fake_out):
+        """``score_real`` = mean D(x), ``score_fake`` = mean D(G(z)) (margins at +-1)."""
+        return {"score_real": _mean(real_out), "score_fake": _mean(fake_out)}
+
+
+# ----------------------------------------------------------------------------------------------
+# The gradient penalty: a hand-written double backward
+# ----------------------------------------------------------------------------------------------
+def _named_modules(module, prefix: str = ""):
+    yield prefix or type(module).__name__, module
+    for name, child in module.children().items():
+        yield from _named_modules(child, f"{prefix}.{name}" if prefix else name)
+
+
+def check_penalty_critic(critic) -> None:
+    """Refuse a critic the double backward cannot differentiate (one-line error).
+
+    Raises
+    ------
+    ValueError
+        A module says ``mixes_batch_rows = True`` (BatchNorm): the penalty is per example,
+        and Gulrajani et al. (2017, Sec. 4) advise against batch norm in the critic.
+    TypeError
+        A module has no ``jvp`` / ``jvp_backward`` (the double-backward methods).
+    """
+    for name, m in _named_modules(critic):
+        kind = type(m).__name__
+        if getattr(m, "mixes_batch_rows", False):
+            raise ValueError(
+                f"gradient_penalty: critic module {name!r} ({kind}) mixes the rows of a batch; "
+                "the penalty needs per-example gradients: use a critic without batch norm"
+            )
+        if not (callable(getattr(m, "jvp", None)) and callable(getattr(m, "jvp_backward", None))):
+            raise TypeError(
+                f"gradient_penalty: critic module {name!r} ({kind}) has no double backward "
+                "(jvp / jvp_backward methods)"
+            )
+
+
+def gradient_penalty(critic, x, weight: float = 10.0):
+    """``P = weight * mean_n (||grad_x D(x)_n||_2 - 1)^2``; **adds** ``dP/dtheta`` into
+    ``critic.grads`` (Gulrajani et al. 2017, Eq. 3).
+
+    The parameter gradient is a second derivative, computed reverse over forward
+    (``docs/math.md``, "The gradient of a gradient"): ``g = backward(ones)`` (critic frozen),
+    ``v = dP/dg``; then ``dP/dtheta = d/dtheta sum_n D'(x_n)[v_n]``: a tangent pass
+    ``critic.jvp(v)`` and its reverse ``critic.jvp_backward(None, ones)``.
+
+    Parameters
+    ----------
+    critic : Module whose every sub-module has ``jvp`` / ``jvp_backward`` (Linear,
+        activations, Sequential)
+    x : array (N, ...), the points (interpolates), dtype of the critic
+    weight : float, lambda
+
+    Shapes
+    ------
+    x (N, *) -> critic(x) (N, 1); penalty ().
+
+    Returns
+    -------
+    penalty : 0-d array on the critic's device
+
+    Raises
+    ------
+    ValueError
+        The critic mixes batch rows (BatchNorm); its output is not (N, 1).
+    TypeError
+        A module without the double-backward methods (named in the message).
+
+    Notes
+    -----
+    The norm is ``sqrt(||g||^2 + 1e-12)``, so a zero gradient gives no NaN. The critic's
+    forward caches and ``requires_grad`` flags are restored afterwards: a ``backward`` that
+    follows sees the caches of the last ``forward`` before this call. A frozen critic gets
+    no gradient. Cost: a forward, an input backward, a tangent pass and its reverse (about
+    1.6x a forward + backward of the default MLP critic; ``benchmarks/bench_penalty.py``).
+    """
+    check_penalty_critic(critic)
+    modules = list(critic.modules())
+    saved = [(m, m._cache, m.requires_grad) for m in modules]
+    try:
+        out = critic.forward(x)
+        _check_out(out, "critic(x)")
+        xp = array_namespace(out)
+        ones = xp.ones_like(out)
+        for m in modules:
+            m.requires_grad = False  # g = dD/dx only; no parameter gradients from this pass
+        g = critic.backward(ones)  # (N, *x)
+        for m, _, flag in saved:
+            m.requires_grad = flag
+        penalty, cache = F.grad_norm_penalty_forward(g, weight)
+        v = F.grad_norm_penalty_backward(xp.ones((), dtype=out.dtype, device=device_of(out)), cache)
+        critic.jvp(v)  # (N, 1): D'(x)[v] per example
+        critic.jvp_backward(None, ones, input_grad=False)  # adds dP/dtheta into critic.grads
+    finally:
+        for m, cache_, flag in saved:
+            m._cache, m.requires_grad, m._tangent = cache_, flag, None
+    return penalty
+
+
 #: Objectives by registry name; a new objective is one class and one entry here.
 OBJECTIVES: dict[str, type[Objective]] = {
     NonSaturating.name: NonSaturating,
     Minimax.name: Minimax,
+    LSGAN.name: LSGAN,
+    WGAN.name: WGAN,
+    WGANGP.name: WGANGP,
+    Hinge.name: Hinge,
 }
 
 

@@ -1,8 +1,11 @@
-"""Optimizers with PyTorch's update rules: :class:`SGD`, :class:`Adam`, :func:`clip_grad_norm_`.
+"""Optimizers with PyTorch's update rules: :class:`SGD`, :class:`Adam`, :class:`RMSprop`,
+:func:`clip_grad_norm_`; :data:`OPTIMIZERS` names them for presets.
 
 Each optimizer holds :class:`minigan.layers.Parameter` handles (``model.parameters()``) and
 updates ``param.data`` **in place** from ``param.grad``; buffers live on the parameters'
-device and keep their dtype (float32 stays float32).
+device and keep their dtype (float32 stays float32). Like PyTorch, each parameter keeps its own
+step count: a parameter skipped while frozen (``requires_grad_(False)``) does not advance it,
+so its bias corrections (Adam) and first momentum step (SGD) are those PyTorch would use.
 """
 
 from __future__ import annotations
@@ -13,15 +16,24 @@ from typing import Any
 from .backend import array_namespace, backend_of, device_of, to_numpy
 from .functional import ufuncs_with_out
 
-__all__ = ["Optimizer", "SGD", "Adam", "clip_grad_norm_"]
+__all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "OPTIMIZERS", "clip_grad_norm_"]
 
 
 class Optimizer:
     """Base class: the parameter list, ``zero_grad`` and ``state_dict`` machinery.
 
     Subclasses name their hyperparameters in ``hyper`` and per-parameter buffers in
-    ``buffer_names``; ``state_dict()`` returns ``{"step": int, <hyper>..., "<buffer>.<i>":
-    array}``, flat and free of Python objects, so it saves to ``.npz`` without pickle.
+    ``buffer_names``; ``state_dict()`` returns ``{"step": int, "step.<i>": int, <hyper>...,
+    "<buffer>.<i>": array}``, flat and free of Python objects, so it saves to ``.npz`` without
+    pickle. ``step`` counts :meth:`step` calls; ``step.<i>`` counts the updates parameter ``i``
+    received (``state[p]["step"]`` in PyTorch).
+
+    Attributes
+    ----------
+    step_count : int
+        Calls of :meth:`step`.
+    param_steps : list of int
+        Updates each parameter received (frozen parameters are skipped and not counted).
     """
 
     buffer_names: tuple[str, ...] = ()
@@ -34,6 +46,7 @@ class Optimizer:
             raise ValueError(f"lr: expected a finite number >= 0, got {lr!r}")
         self.lr = float(lr)
         self.step_count = 0
+        self.param_steps = [0] * len(self.params)
         self.state: dict[str, list[Any]] = {}
 
     def zero_grad(self) -> None:
@@ -59,6 +72,7 @@ class Optimizer:
     def state_dict(self) -> dict[str, Any]:
         """Flat dict: ``step``, hyperparameters, and ``"<buffer>.<i>"`` arrays (on device)."""
         out: dict[str, Any] = {"step": self.step_count, **self._hyper()}
+        out.update({f"step.{i}": n for i, n in enumerate(self.param_steps)})
         for name, bufs in self.state.items():
             for i, b in enumerate(bufs):
                 out[f"{name}.{i}"] = b
@@ -66,6 +80,9 @@ class Optimizer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore from :meth:`state_dict` (arrays may be NumPy; they are moved and cast).
+
+        A state without per-parameter counts (``step.<i>``, checkpoints written before they
+        existed) gives every parameter the optimizer's ``step``.
 
         Raises
         ------
@@ -75,6 +92,9 @@ class Optimizer:
             A buffer's shape differs from its parameter's.
         """
         self.step_count = int(state["step"])
+        self.param_steps = [
+            int(state.get(f"step.{i}", self.step_count)) for i in range(len(self.params))
+        ]
         for k in self._hyper():
             if k in state:
                 v = state[k]
@@ -162,12 +182,13 @@ class SGD(Optimizer):
 
     def step(self) -> None:
         """Apply one update to every parameter, in place."""
-        first = self.step_count == 0
         self.step_count += 1
         bufs = self._buffers("momentum_buffer") if self.momentum else None
         for i, p in enumerate(self.params):
             if not p.requires_grad:
                 continue
+            first = self.param_steps[i] == 0
+            self.param_steps[i] += 1
             g = p.grad
             if self.weight_decay:
                 g = g + self.weight_decay * p.data
@@ -186,7 +207,8 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Adam (Kingma & Ba 2015, Algorithm 1) with PyTorch's conventions (``torch.optim.Adam``).
 
-    At step ``t`` for each parameter ``p`` with gradient ``g``::
+    At step ``t`` (this parameter's own count, as in PyTorch) for each parameter ``p`` with
+    gradient ``g``::
 
         g = g + weight_decay * p                      (L2 penalty, not AdamW)
         m = beta1 * m + (1 - beta1) * g               first moment
@@ -261,15 +283,15 @@ class Adam(Optimizer):
     def step(self) -> None:
         """Apply one Adam update to every parameter, in place."""
         self.step_count += 1
-        t = self.step_count
         exp_avg, exp_avg_sq = self._buffers("exp_avg"), self._buffers("exp_avg_sq")
         max_sq = self._buffers("max_exp_avg_sq") if self.amsgrad else None
-        bias_correction1 = 1 - self.beta1**t
-        sqrt_bias_correction2 = math.sqrt(1 - self.beta2**t)
-        step_size = self.lr / bias_correction1
         for i, p in enumerate(self.params):
             if not p.requires_grad:
                 continue
+            self.param_steps[i] += 1
+            t = self.param_steps[i]  # this parameter's own step, as in PyTorch
+            sqrt_bias_correction2 = math.sqrt(1 - self.beta2**t)
+            step_size = self.lr / (1 - self.beta1**t)
             g = p.grad
             if self.weight_decay:
                 g = g + self.weight_decay * p.data
@@ -329,6 +351,111 @@ class Adam(Optimizer):
         return bufs[key][: like.size].reshape(like.shape)
 
 
+class RMSprop(Optimizer):
+    """RMSprop (Hinton, Coursera lecture 6e, 2012) with PyTorch's update (``torch.optim.RMSprop``).
+
+    For each parameter ``p`` with gradient ``g``::
+
+        g = g + weight_decay * p                            (L2 penalty)
+        v = alpha * v + (1 - alpha) * g**2                  square_avg
+        if centered:  m = alpha * m + (1 - alpha) * g       grad_avg
+                      d = sqrt(v - m**2) + eps
+        else:         d = sqrt(v) + eps
+        if momentum:  b = momentum * b + g / d              momentum_buffer
+                      p = p - lr * b
+        else:         p = p - lr * g / d
+
+    Parameters
+    ----------
+    params : list of Parameter
+    lr : float, >= 0 (default 1e-2, PyTorch's; WGAN uses 5e-5)
+    alpha : float in [0, 1] (smoothing constant, default 0.99)
+    eps : float, >= 0 (default 1e-8; added *outside* the square root, as in PyTorch)
+    weight_decay, momentum : float, >= 0
+    centered : bool
+        Divide by an estimate of the gradient's variance instead of its second moment
+        (Graves 2013, Eq. 38-40).
+
+    Raises
+    ------
+    ValueError
+        lr, eps, weight decay or momentum negative; alpha outside [0, 1].
+
+    Notes
+    -----
+    State keys as in PyTorch: ``square_avg``, ``grad_avg`` (centered), ``momentum_buffer``.
+    Plain array-API lines on every backend (no ``out=`` fast path: WGAN's critic is small
+    next to the penalty that dominates its step).
+    """
+
+    buffer_names = ("square_avg", "grad_avg", "momentum_buffer")
+
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+    ):
+        super().__init__(params, lr)
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha: expected a value in [0, 1], got {alpha!r}")
+        for name, v in (("eps", eps), ("weight_decay", weight_decay), ("momentum", momentum)):
+            if v < 0:
+                raise ValueError(f"{name}: expected a value >= 0, got {v!r}")
+        self.alpha = float(alpha)
+        self.eps = float(eps)
+        self.weight_decay = float(weight_decay)
+        self.momentum = float(momentum)
+        self.centered = bool(centered)
+
+    def _hyper(self):
+        return {
+            "lr": self.lr,
+            "alpha": self.alpha,
+            "eps": self.eps,
+            "weight_decay": self.weight_decay,
+            "momentum": self.momentum,
+        }
+
+    def step(self) -> None:
+        """Apply one RMSprop update to every parameter, in place."""
+        self.step_count += 1
+        square_avg = self._buffers("square_avg")
+        grad_avg = self._buffers("grad_avg") if self.centered else None
+        bufs = self._buffers("momentum_buffer") if self.momentum else None
+        for i, p in enumerate(self.params):
+            if not p.requires_grad:
+                continue
+            self.param_steps[i] += 1
+            xp = array_namespace(p.data)
+            g = p.grad
+            if self.weight_decay:
+                g = g + self.weight_decay * p.data
+            v = square_avg[i]
+            v *= self.alpha
+            v += (1 - self.alpha) * (g * g)
+            if self.centered:
+                m = grad_avg[i]
+                m *= self.alpha
+                m += (1 - self.alpha) * g
+                denom = xp.sqrt(v - m * m)
+            else:
+                denom = xp.sqrt(v)
+            denom += self.eps
+            data = p.data
+            if self.momentum:
+                b = bufs[i]
+                b *= self.momentum
+                b += g / denom
+                data -= self.lr * b  # in place
+            else:
+                data -= self.lr * (g / denom)
+
+
 def clip_grad_norm_(params, max_norm: float):
     """Scale gradients in place so their global L2 norm is at most ``max_norm``.
 
@@ -358,3 +485,7 @@ def clip_grad_norm_(params, max_norm: float):
         g = p.grad
         g *= coef
     return total
+
+
+#: Optimizers by name (a preset's ``optimizer`` field): a new one is a class and an entry here.
+OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}

@@ -1,0 +1,324 @@
+"""The gradient penalty and its hand-written double backward.
+
+* per layer: ``jvp`` against a central difference of ``forward`` along the tangent, and
+  ``jvp_backward`` against finite differences of ``L = <a, y> + <b, dy>`` in the input, the
+  tangent and each parameter (float64, eps 1e-6, random a, b, rel err < 1e-6);
+* the penalty ``P(theta) = weight * mean (||dD/dx|| - 1)^2``: its parameter gradient from
+  :func:`gradient_penalty` against finite differences of P as a function of the critic's
+  parameters (P computed here from ``forward`` and ``backward`` only), for 3-layer MLP critics
+  with LeakyReLU, ReLU, Tanh and Sigmoid; and against ``torch.autograd.grad(...,
+  create_graph=True)`` to 1e-10 when torch is installed;
+* the contract: gradients add up, caches and ``requires_grad`` restored, a frozen critic gets
+  nothing, a zero gradient gives no NaN, float32 stays float32, array-api-strict equals NumPy,
+  BatchNorm-like and unsupported modules are refused with their names.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import dtype_name, host, require_torch
+
+from minigan import functional as F
+from minigan.backend import array_namespace, resolve_device
+from minigan.gradcheck import numerical_gradient, rel_error
+from minigan.layers import LeakyReLU, Linear, Module, ReLU, Sequential, Sigmoid, Tanh
+from minigan.objectives import check_penalty_critic, gradient_penalty
+
+TOL = 1e-6
+ACTIVATIONS = {
+    "leaky_relu": lambda: LeakyReLU(0.2),
+    "relu": ReLU,
+    "tanh": Tanh,
+    "sigmoid": Sigmoid,
+}
+TORCH_ACT = {"leaky_relu": ("LeakyReLU", (0.2,)), "relu": ("ReLU", ()), "tanh": ("Tanh", ())}
+TORCH_ACT["sigmoid"] = ("Sigmoid", ())
+TINY = 1e-12  # as in minigan.functional_double.NORM_TINY
+
+
+def mlp_critic(backend, act, sizes=(6, 8, 7, 1), dtype="float64", seed=0):
+    """A 3-layer MLP critic: Linear, act, Linear, act, Linear."""
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        lin = Linear(a, b, dtype=dtype, device=backend, rng=seed + i)
+        for k in lin.params:  # larger weights than the default, so ||grad|| is near 1
+            lin.params[k][...] = lin.params[k] * 2.5
+        layers.append(lin)
+        if i < len(sizes) - 2:
+            layers.append(ACTIVATIONS[act]())
+    return Sequential(*layers)
+
+
+def penalty_value(critic, x, weight):
+    """P from forward and backward only (the formula, independent of the double backward)."""
+    out = critic.forward(x)
+    critic.requires_grad_(False)
+    g = host(critic.backward(critic_ones(out)))
+    critic.requires_grad_(True)
+    norm = np.sqrt(np.sum(g.reshape(g.shape[0], -1) ** 2, axis=1) + TINY)
+    return np.asarray(weight * np.mean((norm - 1) ** 2))
+
+
+def critic_ones(out):
+    return array_namespace(out).ones_like(out)
+
+
+# ----------------------------------------------------------------------------------------------
+# Per layer: jvp and jvp_backward
+# ----------------------------------------------------------------------------------------------
+LAYERS = {
+    "linear": lambda b: Linear(4, 3, dtype="float64", device=b, rng=3),
+    "linear_nobias": lambda b: Linear(4, 3, bias=False, dtype="float64", device=b, rng=3),
+    **{name: (lambda b, make=make: make()) for name, make in ACTIVATIONS.items()},
+}
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_layer_jvp_is_the_directional_derivative(backend, make, record_figure, name):
+    layer = LAYERS[name](backend)
+    x, t = make((5, 4), away=0.1), make((5, 4))
+    layer.forward(x)
+    jvp = host(layer.jvp(t))
+    eps = 1e-6
+    num = (host(layer.forward(x + eps * t)) - host(layer.forward(x - eps * t))) / (2 * eps)
+    err = rel_error(jvp, num)
+    record_figure("double backward max rel error (float64)", f"{name} jvp", err)
+    assert err < TOL
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_layer_jvp_backward_gradcheck(backend, make, record_figure, name):
+    layer = LAYERS[name](backend)
+    x, t = make((5, 4), away=0.1), make((5, 4))
+    out_shape = tuple(layer.forward(x).shape)
+    a, b = make(out_shape), make(out_shape)
+
+    def scalar(_):  # L = <a, y> + <b, dy>, reading x, t and the parameters in place
+        return _inner(layer.forward(x), a) + _inner(layer.jvp(t), b)
+
+    layer.zero_grad()
+    layer.forward(x)
+    layer.jvp(t)
+    dx, dt = layer.jvp_backward(a, b)
+    one = np.asarray(1.0)
+    checks = {"x": (dx, x), "tangent": (dt, t)}
+    checks |= {k: (layer.grads[k], layer.params[k]) for k in layer.params}
+    for k, (analytic, arr) in checks.items():
+        err = rel_error(analytic, numerical_gradient(scalar, arr, one))
+        record_figure("double backward max rel error (float64)", f"{name} jvp_backward {k}", err)
+        assert err < TOL, k
+
+
+def _inner(u, v):
+    return np.asarray(float(array_namespace(u, v).sum(u * v)))
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_layer_jvp_backward_with_zero_dout(backend, make, name):
+    """``dout=None`` means zero: the same as passing zeros."""
+    layer = LAYERS[name](backend)
+    x, t = make((5, 4), away=0.1), make((5, 4))
+    b = make(tuple(layer.forward(x).shape))
+    layer.jvp(t)
+    dx_none, dt_none = layer.jvp_backward(None, b)
+    grads_none = {k: host(v).copy() for k, v in layer.grads.items()}
+    layer.zero_grad()
+    dx0, dt0 = layer.jvp_backward(b * 0, b)
+    np.testing.assert_allclose(host(dt_none), host(dt0), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(0 if dx_none is None else host(dx_none), host(dx0), atol=1e-15)
+    for k, v in grads_none.items():
+        np.testing.assert_allclose(v, host(layer.grads[k]), atol=1e-15)
+
+
+def test_jvp_backward_before_jvp_raises(backend, make):
+    layer = Linear(3, 2, dtype="float64", device=backend, rng=0)
+    x = make((2, 3))
+    layer.forward(x)
+    with pytest.raises(RuntimeError, match=r"Linear.jvp_backward\(\) called before jvp\(\)"):
+        layer.jvp_backward(None, make((2, 2)))
+    with pytest.raises(ValueError, match=r"tangent shape \(2, 4\) does not match"):
+        layer.jvp(make((2, 4)))
+
+
+def test_grad_norm_penalty_pair_gradcheck(backend, make, record_figure):
+    g = make((5, 3))
+    weight = 7.0
+
+    def f(_):
+        return F.grad_norm_penalty_forward(g, weight)[0]
+
+    p, cache = F.grad_norm_penalty_forward(g, weight)
+    norm = np.sqrt(np.sum(host(g) ** 2, axis=1) + TINY)
+    assert abs(float(p) - weight * np.mean((norm - 1) ** 2)) < 1e-12
+    one = make.asarray(1.0)
+    dg = F.grad_norm_penalty_backward(one, cache)
+    err = rel_error(dg, numerical_gradient(f, g, np.asarray(1.0)))
+    record_figure("double backward max rel error (float64)", "grad_norm_penalty", err)
+    assert err < TOL
+
+
+# ----------------------------------------------------------------------------------------------
+# The penalty's parameter gradient
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("act", list(ACTIVATIONS))
+def test_penalty_parameter_gradient_matches_finite_differences(backend, make, record_figure, act):
+    if backend.name != "cpu" and act != "tanh":
+        pytest.skip("finite differences of every critic run on NumPy; device1 runs tanh only")
+    critic = mlp_critic(backend, act)
+    x = make((5, 6))
+    critic.zero_grad()
+    p = gradient_penalty(critic, x, weight=10.0)
+    assert abs(float(p) - float(penalty_value(critic, x, 10.0))) < 1e-12
+    for name, prm in critic.named_parameters():
+        num = numerical_gradient(
+            lambda _: penalty_value(critic, x, 10.0), prm.data, np.asarray(1.0)
+        )
+        err = rel_error(prm.grad, num)
+        record_figure("gradient penalty dP/dtheta vs finite differences", f"{act} {name}", err)
+        assert err < TOL, name
+    assert float(p) > 0.01  # the test set-up: a penalty far from 0, gradients not trivial
+
+
+@pytest.mark.parametrize("act", list(ACTIVATIONS))
+def test_penalty_matches_torch_double_backward(backend, make, record_figure, act):
+    torch = require_torch()
+    critic = mlp_critic(backend, act)
+    x = make((5, 6))
+    critic.zero_grad()
+    p = gradient_penalty(critic, x, weight=10.0)
+    tlayers = []
+    for m in critic.layers:
+        if isinstance(m, Linear):
+            lin = torch.nn.Linear(m.in_features, m.out_features, dtype=torch.float64)
+            with torch.no_grad():
+                lin.weight.copy_(torch.tensor(host(m.weight)))
+                lin.bias.copy_(torch.tensor(host(m.bias)))
+            tlayers.append(lin)
+        else:
+            cls, args = TORCH_ACT[act]
+            tlayers.append(getattr(torch.nn, cls)(*args))
+    tcritic = torch.nn.Sequential(*tlayers)
+    xt = torch.tensor(host(x), requires_grad=True)
+    (g,) = torch.autograd.grad(tcritic(xt).sum(), xt, create_graph=True)
+    tp = 10.0 * ((torch.sqrt((g * g).sum(dim=1) + TINY) - 1) ** 2).mean()
+    tp.backward()
+    assert abs(float(p) - tp.item()) < 1e-10
+    for (name, prm), tprm in zip(critic.named_parameters(), tcritic.parameters(), strict=True):
+        ref = np.zeros(tuple(tprm.shape)) if tprm.grad is None else tprm.grad.numpy()
+        err = rel_error(prm.grad, ref)
+        record_figure("gradient penalty dP/dtheta vs torch create_graph", f"{act} {name}", err)
+        assert err < 1e-10, name
+
+
+def test_penalty_on_device1_equals_numpy(backend, make):
+    cpu = resolve_device("cpu")
+    x_host = make.host((5, 6))
+    results = []
+    for b in (cpu, backend):
+        critic = mlp_critic(b, "tanh")
+        critic.zero_grad()
+        p = gradient_penalty(critic, b.asarray(x_host, "float64"), 10.0)
+        results.append((float(p), [host(q.grad).copy() for q in critic.parameters()]))
+    assert abs(results[0][0] - results[1][0]) < 1e-12
+    for a, c in zip(results[0][1], results[1][1], strict=True):
+        np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-14)
+
+
+# ----------------------------------------------------------------------------------------------
+# The contract
+# ----------------------------------------------------------------------------------------------
+def test_penalty_adds_into_grads_and_restores_the_critic(backend, make):
+    critic = mlp_critic(backend, "tanh")
+    x, x_pen = make((4, 6)), make((4, 6))
+    dout = make((4, 1))
+    critic.zero_grad()
+    critic.forward(x)
+    critic.backward(dout)  # D's loss gradient first, as in the training step
+    after_loss = [host(p.grad).copy() for p in critic.parameters()]
+    critic.zero_grad()
+    gradient_penalty(critic, x_pen)
+    once = [host(p.grad).copy() for p in critic.parameters()]
+    gradient_penalty(critic, x_pen)
+    twice = [host(p.grad).copy() for p in critic.parameters()]
+    for a, b in zip(once, twice, strict=True):
+        np.testing.assert_allclose(b, 2 * a, rtol=1e-13, atol=1e-15)
+    assert all(m.requires_grad for m in critic.modules())
+    # the caches are those of forward(x) again: a backward now gives the loss gradient
+    critic.zero_grad()
+    critic.forward(x)
+    gradient_penalty(critic, x_pen)
+    critic.zero_grad()
+    critic.backward(dout)
+    for a, b in zip(after_loss, [host(p.grad) for p in critic.parameters()], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_frozen_critic_gets_no_penalty_gradient(backend, make):
+    critic = mlp_critic(backend, "leaky_relu")
+    critic.zero_grad()
+    critic.requires_grad_(False)
+    p = gradient_penalty(critic, make((4, 6)))
+    assert float(p) > 0
+    assert all(np.all(host(q.grad) == 0) for q in critic.parameters())
+    assert not any(m.requires_grad for m in critic.modules())
+
+
+def test_zero_input_gradient_gives_no_nan(backend, make):
+    critic = mlp_critic(backend, "tanh")
+    for k in critic[4].params:
+        critic[4].params[k][...] = 0  # D(x) = 0 everywhere: grad_x D = 0, ||g|| = 0
+    critic.zero_grad()
+    p = gradient_penalty(critic, make((4, 6)), weight=10.0)
+    assert abs(float(p) - 10.0 * (np.sqrt(TINY) - 1) ** 2) < 1e-12
+    # d sqrt(|g|^2 + tiny)/dg = g / ||g|| = 0 at g = 0: finite (zero) gradients, no NaN
+    assert all(np.all(host(q.grad) == 0) for q in critic.parameters())
+
+
+@pytest.mark.parametrize("act", ["leaky_relu", "tanh"])
+def test_float32_penalty_matches_float64(backend, make, act):
+    x_host = make.host((8, 6))
+    out = {}
+    for dtype in ("float32", "float64"):
+        critic = mlp_critic(backend, act, dtype=dtype)
+        critic.zero_grad()
+        p = gradient_penalty(critic, backend.asarray(x_host, dtype), 10.0)
+        assert dtype_name(p) == dtype
+        assert all(dtype_name(q.grad) == dtype for q in critic.parameters())
+        out[dtype] = (float(p), [host(q.grad).astype(np.float64) for q in critic.parameters()])
+    assert abs(out["float32"][0] - out["float64"][0]) <= 1e-4 * abs(out["float64"][0]) + 1e-5
+    for a, b in zip(out["float32"][1], out["float64"][1], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+class _RowMixer(Module):
+    """Stands for BatchNorm: has the double-backward methods but mixes batch rows."""
+
+    mixes_batch_rows = True
+
+    def forward(self, x):
+        return x
+
+    def jvp(self, tangent):
+        return tangent
+
+    def jvp_backward(self, dout, dtangent, *, input_grad=True):
+        return dout, dtangent
+
+
+class _NoDoubleBackward(Module):
+    def forward(self, x):
+        return x
+
+
+def test_refuses_row_mixing_and_unsupported_modules(backend, make):
+    lin = Linear(6, 1, dtype="float64", device=backend, rng=0)
+    x = make((3, 6))
+    with pytest.raises(ValueError, match=r"critic module '1' \(_RowMixer\) mixes the rows"):
+        gradient_penalty(
+            Sequential(Linear(6, 6, dtype="float64", device=backend), _RowMixer(), lin), x
+        )
+    with pytest.raises(TypeError, match=r"critic module '0' \(_NoDoubleBackward\) has no double"):
+        check_penalty_critic(Sequential(_NoDoubleBackward(), lin))
+    with pytest.raises(ValueError, match=r"critic\(x\): expected D's output of shape \(N, 1\)"):
+        gradient_penalty(Linear(6, 2, dtype="float64", device=backend, rng=0), x)
