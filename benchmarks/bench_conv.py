@@ -14,7 +14,7 @@ minigan's ``dcgan G+D`` splits its time into im2col, col2im, the conv functions'
 Run with the machine's native BLAS kernel (this environment pins OPENBLAS_CORETYPE)::
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_conv.py
-    python benchmarks/bench_conv.py --batch 64 --base-channels 32 --rounds 10
+    OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 python benchmarks/bench_conv.py --base-channels 32
 """
 
 from __future__ import annotations
@@ -54,8 +54,10 @@ def to_torch(model, torch):
             t = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
                           bias=m.bias is not None)  # fmt: skip
         elif isinstance(m, ConvTranspose2d):
-            t = nn.ConvTranspose2d(m.in_channels, m.out_channels, m.kernel_size, m.stride,
-                                   m.padding, m.output_padding, bias=m.bias is not None)  # fmt: skip
+            t = nn.ConvTranspose2d(
+                m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
+                m.output_padding, bias=m.bias is not None,
+            )  # fmt: skip
         elif isinstance(m, Linear):
             t = nn.Linear(m.in_features, m.out_features, bias=m.bias is not None)
         elif isinstance(m, BatchNorm2d):
@@ -123,7 +125,7 @@ def profile_split(G, D, z, real, reps: int = 3) -> dict[str, float]:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--base-channels", type=int, default=32)
+    ap.add_argument("--base-channels", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=10)
     args = ap.parse_args(argv)
     try:

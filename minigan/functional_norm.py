@@ -270,7 +270,9 @@ def dropout_forward(x, p: float = 0.5, training: bool = True, rng=None, mask=Non
     mask : array or None
         A mask to reuse (for gradient checks); drawn when None.
 
-    Shapes: x (*) -> y (same). Cache: the mask (None when it is the identity).
+    Shapes
+    ------
+    x (*) -> y (same). Cache: the mask (None when it is the identity).
 
     Raises
     ------
