@@ -607,4 +607,14 @@ class fast_paths:  # lower case: used like a function, ``with fast_paths(False):
         return False
 
 
-from .functional_double import *  # noqa: E402,F403  (the double backward: JVPs and their reverse)
+# ----------------------------------------------------------------------------------------------
+# Convolutions, batch norm, dropout, flatten: their own modules, re-exported here
+# ----------------------------------------------------------------------------------------------
+from . import functional_conv as _conv  # noqa: E402
+from . import functional_double as _double  # noqa: E402
+from . import functional_norm as _norm  # noqa: E402
+from .functional_conv import *  # noqa: E402, F403
+from .functional_double import *  # noqa: E402, F403  (the double backward: JVPs and their reverse)
+from .functional_norm import *  # noqa: E402, F403
+
+__all__ += _conv.__all__ + _norm.__all__ + _double.__all__
