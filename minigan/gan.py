@@ -341,8 +341,11 @@ def build_gan(
         Preset fields or shortcuts (``lr=1e-3``, ``g_loss="saturating"``, ``g_hidden=(128,)``;
         see :meth:`Preset.with_overrides`).
 
-    Attributes set on the GAN: ``preset`` (with the overrides applied), ``image_shape`` and
-    ``data_shape`` (the per-example shape G produces and D takes, from the builder's layout).
+    Returns
+    -------
+    GAN
+        With ``preset`` (overrides applied), ``image_shape`` and ``data_shape`` (the
+        per-example shape G produces and D takes, from the builder's layout) set.
 
     Raises
     ------
