@@ -129,6 +129,7 @@ class GAN:
         self.d_joint_batch = not mixes_batch_rows(discriminator)
         self.d_steps = 0
         self._last_g_loss = None
+        self._targets: dict[int, tuple[Any, Any]] = {}
 
     @property
     def g_loss(self) -> str:
@@ -146,6 +147,16 @@ class GAN:
         host_dtype = np.float32 if "32" in str(self.dtype) else np.float64
         z = self.rng.standard_normal((n, self.latent_dim), dtype=host_dtype)
         return self.backend.asarray(z, dtype=self.dtype)
+
+    def targets(self, n: int):
+        """Label arrays ``(ones, zeros)`` of shape (n, 1), made once per batch size (lessons)."""
+        if n not in self._targets:
+            b = self.backend
+            self._targets[n] = (
+                b.asarray(np.ones((n, 1)), dtype=self.dtype),
+                b.asarray(np.zeros((n, 1)), dtype=self.dtype),
+            )
+        return self._targets[n]
 
     # -- the step --------------------------------------------------------------------------
     def train_step(self, real, labels=None) -> dict[str, Any]:
