@@ -187,18 +187,25 @@ if os.environ.get("MINIGAN_DATA_DIR") and not os.path.isabs(os.environ["MINIGAN_
     os.environ["MINIGAN_DATA_DIR"] = os.path.abspath(os.environ["MINIGAN_DATA_DIR"])
 
 
-def _data_folder(name: str) -> str | None:
-    """The folder of a dataset's files under $MINIGAN_DATA_DIR (either layout), or None."""
+def _data_folder(name: str, flat_ok: bool = False) -> str | None:
+    """The folder of a dataset's files under $MINIGAN_DATA_DIR, or None.
+
+    ``flat_ok``: $MINIGAN_DATA_DIR may be the folder of the files itself (minigan 0.1's MNIST
+    layout); otherwise the folder must carry the dataset's folder name (Fashion-MNIST's files
+    share MNIST's names, so a flat MNIST folder is no Fashion-MNIST folder).
+    """
     root = os.environ.get("MINIGAN_DATA_DIR")
     if not root:
         return None
     info = get_dataset(name)
     folder = dataset_dir(info, root)
+    if not flat_ok and folder.name != info.folder:
+        return None
     return str(folder) if all((folder / n).is_file() for n in info.all_files()) else None
 
 
 # Real MNIST (CI: ../shared/data through MINIGAN_DATA_DIR); tests that need it skip without.
-MNIST_DIR = _data_folder("mnist")
+MNIST_DIR = _data_folder("mnist", flat_ok=True)
 needs_mnist = pytest.mark.skipif(
     MNIST_DIR is None,
     reason="real MNIST not available: set MINIGAN_DATA_DIR to the data root holding mnist/ (or "
