@@ -1,7 +1,8 @@
 """minigan: an educational, from-scratch GAN library on NumPy and CuPy.
 
 Hand-written forward and backward passes (:mod:`minigan.functional`), layers
-(:mod:`minigan.layers`), losses, optimizers, gradient checking, and a GAN trainer for MNIST.
+(:mod:`minigan.layers`), losses, optimizers, gradient checking, and a GAN trainer for any
+preset and dataset (:func:`minigan.train`).
 """
 
 __version__ = "0.1.0"
@@ -36,15 +37,9 @@ from .layers import (  # noqa: E402
 from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss  # noqa: E402
 from .optim import SGD, Adam, RMSprop, clip_grad_norm_  # noqa: E402
 
-
-def __getattr__(name):
-    # train_mnist pulls in data/plotting code; import it on first use.
-    if name == "train_mnist":
-        from .train import train_mnist
-
-        return train_mnist
-    raise AttributeError(f"module 'minigan' has no attribute {name!r}")
-
+# ``minigan.train`` is the function (this import binds the name after the submodule
+# ``minigan/train.py`` was loaded; ``from minigan.train import ...`` still finds the module).
+from .train import train, train_mnist  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -86,5 +81,6 @@ __all__ = [
     "build_gan",
     "mlp_generator",
     "mlp_discriminator",
+    "train",
     "train_mnist",
 ]

@@ -172,7 +172,7 @@ class Backend:
         if dtype is not None:
             dtype = resolve_dtype(self.xp, dtype)
         if self.name == "cpu":
-            return np.asarray(a, dtype=dtype)
+            return np.array(a, dtype=dtype, copy=True)  # a copy, as on a device
         return self.xp.asarray(np.asarray(a), dtype=dtype, device=self.device)
 
     def zeros(self, shape, dtype=DEFAULT_DTYPE):

@@ -205,9 +205,13 @@ def restore_gan(gan, state: dict[str, Any], source: str | os.PathLike = "checkpo
 def gan_from_checkpoint(path: str | os.PathLike, device: Any = "cpu"):
     """Rebuild the GAN a training checkpoint describes and load its weights.
 
+    The config names the preset (a registered name plus overrides, or, for a preset this
+    minigan does not have, its full data in ``preset_fields``) and the dataset, whose image
+    shape the models are built for (MNIST for checkpoints of minigan 0.1).
+
     Parameters
     ----------
-    path : path of a checkpoint written by :func:`minigan.train.train_mnist`
+    path : path of a checkpoint written by :func:`minigan.train.train` / ``train_mnist``
     device : where to put the model (``"cpu"``, ``"gpu"``, ``"auto"``, ...)
 
     Returns
@@ -218,26 +222,36 @@ def gan_from_checkpoint(path: str | os.PathLike, device: Any = "cpu"):
     Raises
     ------
     ValueError
-        As :func:`load_checkpoint`, a config without the model settings, or weights that do
-        not fit the model the config describes.
+        As :func:`load_checkpoint`, a config without the model settings, an unknown dataset,
+        or weights that do not fit the model the config describes.
     """
+    from .data import get_dataset
     from .gan import build_gan
+    from .presets import PRESETS, Preset
 
     state, config = load_checkpoint(path)
     try:
-        preset = config["preset"]
-        overrides = config.get("overrides", {})
+        name = config["preset"]
+        overrides = _overrides_from_json(config.get("overrides", {}))
         seed = config.get("seed", 0)
     except (KeyError, TypeError) as e:
         raise ValueError(
             f"checkpoint {path}: its config has no model settings ('preset' missing); was it "
             "written by minigan.train_mnist?"
         ) from e
-    gan = build_gan(preset, device=device, seed=seed, **_overrides_from_json(overrides))
+    image_shape = get_dataset(config.get("dataset", "mnist")).image_shape
+    if name not in PRESETS and "preset_fields" in config:  # a preset of another minigan
+        dtype = {"dtype": overrides["dtype"]} if "dtype" in overrides else {}
+        preset, overrides = Preset.from_dict(config["preset_fields"]), dtype
+    else:
+        preset = name
+    gan = build_gan(preset, device=device, seed=seed, image_shape=image_shape, **overrides)
     restore_gan(gan, state, path)
     return gan, state, config
 
 
 def _overrides_from_json(overrides: dict[str, Any]) -> dict[str, Any]:
     """JSON turns tuples into lists; give the Preset's tuple fields their tuples back."""
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    from .presets import _tuples
+
+    return {k: _tuples(v) for k, v in overrides.items()}

@@ -2,7 +2,9 @@
 
 Subcommands::
 
+    minigan train --preset default --dataset fashion-mnist [--epochs 30 --batch-size 64 ...]
     minigan train-mnist [--epochs 30 --batch-size 64 --preset default --device auto ...]
+    minigan presets
     minigan sample --checkpoint runs/.../checkpoint.npz --n 64 --out grid.png
     minigan check path/to/student_layers.py [--verbose --json --only linear,sigmoid]
     minigan evaluate --checkpoint runs/.../checkpoint.npz [--device auto --n-samples 10000]
@@ -52,23 +54,21 @@ def _add_parser(sub, name: str, help: str, description: str | None = None):
 
 
 # ----------------------------------------------------------------------------------------------
-# train-mnist
+# train, train-mnist, presets
 # ----------------------------------------------------------------------------------------------
-@command("train-mnist")
-def _setup_train_mnist(sub) -> None:
-    from .gan import PRESETS
+def _add_train_flags(p, *, dataset: bool) -> None:
+    """The flags ``train`` and ``train-mnist`` share (``train`` adds ``--dataset``)."""
+    from .data import DATASETS
+    from .presets import PRESETS
 
-    p = _add_parser(
-        sub,
-        "train-mnist",
-        "train the MLP GAN on real MNIST",
-        "Train the MLP GAN on the real MNIST training set (60000 images).\n\n"
-        "Writes to --out: samples/epoch_NNN.png (a grid from fixed noise after every epoch),\n"
-        "losses.png, progress.gif, log.json, log.csv and checkpoint.npz (every epoch, at\n"
-        "the end, and on Ctrl-C). Continue a run with --resume OUT/checkpoint.npz.",
-    )
-    p.add_argument("--epochs", type=int, default=30, help="total number of epochs")
-    p.add_argument("--batch-size", type=int, default=64, help="real images per step")
+    if dataset:
+        p.add_argument("--dataset", default="mnist", choices=sorted(DATASETS), help="data set")
+    if dataset:  # train: None = the preset's values
+        p.add_argument("--epochs", type=int, default=None, help="epochs; None = the preset's")
+        p.add_argument("--batch-size", type=int, default=None, help="None = the preset's")
+    else:
+        p.add_argument("--epochs", type=int, default=30, help="total number of epochs")
+        p.add_argument("--batch-size", type=int, default=64, help="real images per step")
     p.add_argument("--preset", default="default", choices=sorted(PRESETS), help="model preset")
     p.add_argument(
         "--device",
@@ -80,14 +80,14 @@ def _setup_train_mnist(sub) -> None:
     p.add_argument(
         "--data-dir",
         default=None,
-        help="directory of the MNIST .gz files; None = $MINIGAN_DATA_DIR, else the user cache "
-        "dir (downloaded there if missing)",
+        help="data root holding <dataset>/ (or the folder of the MNIST .gz files); None = "
+        "$MINIGAN_DATA_DIR, else the user cache dir (downloaded there if missing)",
     )
     p.add_argument(
         "--out",
         default=None,
-        help="output directory; None = runs/mnist-<date>-<time>, or the checkpoint's directory "
-        "with --resume",
+        help="output directory; None = runs/<dataset>-<date>-<time>, or the checkpoint's "
+        "directory with --resume",
     )
     p.add_argument(
         "--resume",
@@ -102,17 +102,48 @@ def _setup_train_mnist(sub) -> None:
     )
     p.add_argument("--log-every", type=int, default=50, help="steps between loss transfers")
     p.add_argument("--lr", type=float, default=None, help="learning rate; None = the preset's")
-    p.set_defaults(func=_run_train_mnist)
 
 
-def _run_train_mnist(args) -> int:
-    from .train import train_mnist
+_TRAIN_EPILOG = (
+    "Writes to --out: samples/epoch_NNN.png (a grid from fixed noise after every epoch),\n"
+    "losses.png, progress.gif, log.json, log.csv and checkpoint.npz (every epoch, at\n"
+    "the end, and on Ctrl-C). Continue a run with --resume OUT/checkpoint.npz."
+)
+
+
+@command("train-mnist")
+def _setup_train_mnist(sub) -> None:
+    p = _add_parser(
+        sub,
+        "train-mnist",
+        "train the MLP GAN on real MNIST",
+        "Train the MLP GAN on the real MNIST training set (60000 images).\n\n" + _TRAIN_EPILOG,
+    )
+    _add_train_flags(p, dataset=False)
+    p.set_defaults(func=_run_train, dataset="mnist")
+
+
+@command("train")
+def _setup_train(sub) -> None:
+    p = _add_parser(
+        sub,
+        "train",
+        "train a preset's GAN on a dataset (minigan presets lists the presets)",
+        "Train the GAN of --preset on the training set of --dataset.\n\n" + _TRAIN_EPILOG,
+    )
+    _add_train_flags(p, dataset=True)
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args) -> int:
+    from .train import train
 
     overrides = {} if args.lr is None else {"lr": args.lr}
-    history = train_mnist(
+    history = train(
+        preset=args.preset,
+        dataset=args.dataset,
         epochs=args.epochs,
         batch_size=args.batch_size,
-        preset=args.preset,
         device=args.device,
         seed=args.seed,
         data_dir=args.data_dir,
@@ -130,6 +161,20 @@ def _run_train_mnist(args) -> int:
     return 0
 
 
+@command("presets")
+def _setup_presets(sub) -> None:
+    p = _add_parser(sub, "presets", "list the presets (one line each)")
+    p.set_defaults(func=_run_presets)
+
+
+def _run_presets(args) -> int:
+    from .presets import PRESETS, preset_line
+
+    for preset in PRESETS.values():
+        print(preset_line(preset))
+    return 0
+
+
 # ----------------------------------------------------------------------------------------------
 # sample
 # ----------------------------------------------------------------------------------------------
@@ -141,7 +186,7 @@ def _setup_sample(sub) -> None:
         "draw a grid of generated digits from a checkpoint",
         "Rebuild the GAN saved in a checkpoint and write a PNG grid of generated images.",
     )
-    p.add_argument("--checkpoint", required=True, help="a checkpoint.npz from train-mnist")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint.npz from train")
     p.add_argument("--n", type=int, default=64, help="number of images")
     p.add_argument("--out", default="grid.png", help="output PNG")
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "gpu"), help="device")
@@ -161,6 +206,7 @@ def _run_sample(args) -> int:
     host_dtype = np.float32 if "32" in str(gan.dtype) else np.float64
     z = np.random.default_rng(args.seed).standard_normal((args.n, gan.latent_dim), host_dtype)
     images = gan.sample(args.n, z=z)
+    images = gan.backend.xp.reshape(images, (args.n, *gan.image_shape))  # grey or RGB
     path = save_image_grid(images, args.out, nrow=math.ceil(math.sqrt(args.n)))
     print(f"wrote {args.n} samples to {path}")
     return 0
@@ -241,8 +287,18 @@ def _setup_evaluate(sub) -> None:
 def _run_evaluate(args) -> int:
     import json
 
+    from .checkpoint import load_checkpoint
+    from .data import DATASETS, get_dataset
     from .metrics import evaluate_checkpoint, format_table
 
+    dataset = get_dataset(load_checkpoint(args.checkpoint)[1].get("dataset", "mnist"))
+    if not dataset.classifier_metrics:
+        have = sorted(k for k, d in DATASETS.items() if d.classifier_metrics)
+        print(
+            f"{dataset.title}: the Parzen log-likelihood and the classifier metrics exist only "
+            f"for {have} so far; nearest training images only:"
+        )
+        return _evaluate_nearest(args, dataset)
     results = evaluate_checkpoint(
         args.checkpoint,
         device=args.device,
@@ -258,6 +314,35 @@ def _run_evaluate(args) -> int:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
         print(f"wrote {args.json}")
+    return 0
+
+
+def _evaluate_nearest(args, dataset) -> int:
+    """Distance of samples (and of test images) to their nearest training image, any dataset."""
+    import numpy as np
+
+    from .checkpoint import gan_from_checkpoint
+    from .data import load
+    from .metrics import generate_samples, nearest_neighbours
+
+    gan, _, _ = gan_from_checkpoint(args.checkpoint, device=args.device)
+
+    def flat(u8):  # uint8 (N, C, H, W) -> (N, C*H*W) in [0, 1] on the device
+        return gan.backend.asarray(u8.reshape(u8.shape[0], -1).astype(np.float32) / 255.0)
+
+    train = flat(load(dataset.name, "train", root=args.data_dir)[0])
+    n = min(args.n_samples, 1000)
+    samples = gan.backend.xp.reshape(generate_samples(gan, n, seed=args.seed), (n, -1))
+    rows = [("samples", samples)]
+    if not args.no_reference:
+        rows.append(
+            ("real test images", flat(load(dataset.name, "test", root=args.data_dir)[0])[:n])
+        )
+    for name, queries in rows:
+        _, d = nearest_neighbours(queries, train)
+        print(
+            f"  {name:<18} nearest training image: median {np.median(d):.3f}, mean {d.mean():.3f}"
+        )
     return 0
 
 

@@ -1,4 +1,11 @@
-"""MNIST: the IDX file reader, download and caching, preprocessing, and device-side batching.
+"""Datasets by name (MNIST, Fashion-MNIST, CIFAR-10): reading, download and caching,
+preprocessing, and device-side batching.
+
+:func:`load` ``(name, split)`` returns uint8 images (N, C, H, W) and labels (N,) of any dataset in
+:data:`DATASETS`; each entry records the image shape, class names, file names, published
+checksums and mirrors. Files live in ``root/<dataset folder>/`` (``root`` = ``$MINIGAN_DATA_DIR``,
+else the user cache dir); for MNIST a root that holds the four files itself (the layout of
+minigan 0.1) is accepted too.
 
 MNIST (LeCun, Cortes and Burges) comes as four gzip-compressed IDX files. An IDX file is a
 4-byte magic number ``0x00 0x00 <dtype code> <ndim>`` (dtype code ``0x08`` = unsigned byte),
@@ -27,7 +34,9 @@ import hashlib
 import json
 import os
 import struct
+import sys
 import zlib
+from dataclasses import dataclass
 from math import prod
 from pathlib import Path
 from typing import Any
@@ -42,6 +51,15 @@ __all__ = [
     "MNIST_MIRRORS",
     "MNIST_SIZES",
     "MNISTNotFoundError",
+    "DatasetNotFoundError",
+    "Dataset",
+    "IDXDataset",
+    "CIFAR10Binary",
+    "DATASETS",
+    "get_dataset",
+    "load",
+    "default_root",
+    "dataset_dir",
     "default_data_dir",
     "read_idx",
     "read_idx_images",
@@ -92,7 +110,11 @@ _LABELS_MAGIC = 0x00000801
 _ENV = "MINIGAN_DATA_DIR"
 
 
-class MNISTNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset's files are not on disk and could not be downloaded."""
+
+
+class MNISTNotFoundError(DatasetNotFoundError):
     """The MNIST files are not on disk and could not be downloaded."""
 
 
@@ -284,25 +306,27 @@ def _where(root: Path, given: bool) -> str:
     return f"{root} (the default cache dir; ${_ENV} is not set)"
 
 
-def _how_to_provide(root: Path) -> str:
-    names = ", ".join(n for pair in MNIST_FILES.values() for n in pair)
+def _how_to_provide(root: Path, info: Dataset | None = None) -> str:
+    info = info or DATASETS["mnist"]
+    names = ", ".join(info.all_files())
     return (
         f"To provide the files, put {names} in a directory and set {_ENV} to it (or pass "
         f"root=/data_dir=/--data-dir), or copy them into {root}; they can be downloaded from "
-        f"{MNIST_MIRRORS[0]}"
+        f"{info.mirrors[0]}"
     )
 
 
-def _download(name: str, root: Path) -> None:
+def _download(name: str, root: Path, info: Dataset | None = None) -> None:
     """Fetch ``name`` into ``root`` with pooch, trying each mirror; raise the last error."""
     import pooch
 
+    info = info or DATASETS["mnist"]
     errors = []
-    for mirror in MNIST_MIRRORS:
+    for mirror in info.mirrors:
         try:
             pooch.retrieve(
                 url=mirror + name,
-                known_hash=f"sha256:{MNIST_SHA256[name]}",
+                known_hash=f"sha256:{info.sha256[name]}",
                 fname=name,
                 path=root,
                 downloader=pooch.HTTPDownloader(progressbar=True, timeout=60),
@@ -313,38 +337,61 @@ def _download(name: str, root: Path) -> None:
     raise OSError("; ".join(errors))
 
 
-def _ensure_file(name: str, root: Path, download: bool, root_given: bool) -> Path:
-    """Return the path of a hash-verified ``root/name``, downloading it if needed and allowed."""
+def _known_file(digest: str) -> tuple[str, str] | None:
+    """``(dataset title, file name)`` of a registered file with this SHA-256, or None."""
+    for info in DATASETS.values():
+        for fname, h in info.sha256.items():
+            if h == digest:
+                return info.title, fname
+    return None
+
+
+def _ensure_file(
+    name: str, root: Path, download: bool, root_given: bool, info: Dataset | None = None
+) -> Path:
+    """Return the path of a hash-verified ``root/name``, downloading it if needed and allowed.
+
+    A file that is another registered dataset's (same name, other hash: Fashion-MNIST's
+    ``train-images-idx3-ubyte.gz`` in the MNIST folder) is refused at once, naming both.
+    """
+    info = info or DATASETS["mnist"]
     path = root / name
-    expected = MNIST_SHA256[name]
+    expected = info.sha256[name]
     problem = None
     if path.is_file():
         got = _cached_sha256(path)
         if got == expected:
             return path
+        other = _known_file(got)
+        if other is not None:
+            raise ValueError(
+                f"{path} is {other[0]}'s {other[1]}, not {info.title}'s (SHA-256 {got[:16]}..., "
+                f"{info.title} has {expected[:16]}...): this folder holds another dataset's "
+                f"files; put {info.title} in {info.folder}/ under the data root"
+            )
         problem = (
             f"{path} has the wrong SHA-256 ({got[:16]}..., expected {expected[:16]}...): "
-            "the file is corrupt, truncated or not the original MNIST file"
+            f"the file is corrupt, truncated or not the original {info.title} file"
         )
     if not download:
         if problem:
             raise ValueError(f"{problem}. It was not used. Delete it, or call with download=True.")
-        raise MNISTNotFoundError(
-            f"MNIST file {name} not found: looked in {_where(root, root_given)} and "
-            f"download=False. {_how_to_provide(root)}"
+        raise info.not_found(
+            f"{info.title} file {name} not found: looked in {_where(root, root_given)} and "
+            f"download=False. {_how_to_provide(root, info)}"
         )
     try:
         root.mkdir(parents=True, exist_ok=True)
-        _download(name, root)
+        _download(name, root, info)
     except OSError as e:
         if problem:
             raise ValueError(
                 f"{problem}. It was not used, and fetching a fresh copy failed ({e}). "
-                f"Delete it and provide a good copy. {_how_to_provide(root)}"
+                f"Delete it and provide a good copy. {_how_to_provide(root, info)}"
             ) from e
-        raise MNISTNotFoundError(
-            f"MNIST file {name} not found in {_where(root, root_given)} and downloading it "
-            f"failed (offline?): {e}. {_how_to_provide(root)}"
+        raise info.not_found(
+            f"{info.title} file {name} not found in {_where(root, root_given)} and downloading "
+            f"it failed (offline?): {e}. {_how_to_provide(root, info)}"
         ) from e
     got = _cached_sha256(path)
     if got != expected:  # pooch checks too; this guards against anything slipping through
@@ -364,8 +411,9 @@ def load_mnist(
     split : {"train", "test"}
         60000 training or 10000 test examples.
     root : path, optional
-        Directory holding (or to receive) the four ``.gz`` files. Default: ``$MINIGAN_DATA_DIR``,
-        else the user cache dir (see :func:`default_data_dir`).
+        Directory holding (or to receive) the four ``.gz`` files, or a data root with an
+        ``mnist/`` folder. Default: ``$MINIGAN_DATA_DIR`` (either layout), else the user cache
+        dir (see :func:`default_data_dir`).
     download : bool
         Fetch missing or damaged files from :data:`MNIST_MIRRORS` with pooch.
 
@@ -381,34 +429,354 @@ def load_mnist(
         provide them (``MINIGAN_DATA_DIR``).
     ValueError
         Unknown split; a file with the wrong SHA-256 that could not be replaced (it is never
-        read); a corrupt IDX file (see :func:`read_idx`); images and labels of different
-        lengths, or not the expected number of examples.
+        read), or one of another dataset (Fashion-MNIST files share MNIST's names); a corrupt
+        IDX file (see :func:`read_idx`); images and labels of different lengths, or not the
+        expected number of examples.
 
     Notes
     -----
     Every file's SHA-256 is checked against :data:`MNIST_SHA256` before it is read; the hash
     is remembered by (path, size, mtime), so a later call does not hash again. The decoded
     arrays of the last split loaded are kept in memory (about 55 MB for "train") and later
-    calls return copies of them.
+    calls return copies of them. ``load("mnist", split)`` gives the same data as (N, 1, 28, 28).
     """
     if split not in MNIST_FILES:
         raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
+    info = DATASETS["mnist"]
     root_given = root is not None
-    root = Path(root).expanduser() if root_given else default_data_dir()
-    paths = [_ensure_file(name, root, download, root_given) for name in MNIST_FILES[split]]
-    key = tuple((str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in paths)
-    if key in _LOADED:  # decompressing 47 MB takes about a second: do it once per process
-        images, labels = _LOADED[key]
+    # minigan 0.1: a given root (or $MINIGAN_DATA_DIR) is the folder of the files themselves
+    folder = dataset_dir(info, root, flat=root_given or bool(os.environ.get(_ENV)))
+    images, labels = info.load_split(split, folder, download, root_given)
+    return images[:, 0], labels
+
+
+# ----------------------------------------------------------------------------------------------
+# The dataset registry
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset of labelled images: where its files live, how to check and read them.
+
+    Attributes
+    ----------
+    name : str
+        Registry name (``load(name)``, ``train(dataset=name)``).
+    title : str
+        Name in messages ("Fashion-MNIST").
+    folder : str
+        Folder under the data root (``root/<folder>/``).
+    image_shape : tuple (C, H, W)
+    classes : tuple of str
+        Class names, by label.
+    files : dict split -> tuple of file names
+    sha256 : dict file name -> published SHA-256
+    mirrors : tuple of URL prefixes (tried in order)
+    sizes : dict split -> number of examples
+    classifier_metrics : bool
+        Whether :mod:`minigan.metrics`' classifier scores exist for it (MNIST only for now).
+    """
+
+    name: str
+    title: str
+    folder: str
+    image_shape: tuple[int, int, int]
+    classes: tuple[str, ...]
+    files: dict[str, tuple[str, ...]]
+    sha256: dict[str, str]
+    mirrors: tuple[str, ...]
+    sizes: dict[str, int]
+    classifier_metrics: bool = False
+    not_found_error: type = DatasetNotFoundError
+
+    def all_files(self) -> list[str]:
+        """Every file name of every split."""
+        return [n for names in self.files.values() for n in names]
+
+    def not_found(self, message: str) -> DatasetNotFoundError:
+        """The exception for missing files (``not_found_error``: MNISTNotFoundError for MNIST)."""
+        return self.not_found_error(message)
+
+    def load_split(self, split, folder, download, root_given, batches=None):
+        """Verified uint8 images (N, C, H, W) and labels (N,) of ``split`` from ``folder``."""
+        raise NotImplementedError
+
+
+class IDXDataset(Dataset):
+    """A dataset in MNIST's format: two gzip-compressed IDX files (images, labels) per split."""
+
+    def load_split(self, split, folder, download, root_given, batches=None):
+        """Verify (download if allowed) and read the split's two IDX files, memoised."""
+        if batches is not None:
+            raise ValueError(f"batches: {self.title} has no batches, got batches={batches!r}")
+        paths = [_ensure_file(n, folder, download, root_given, self) for n in self.files[split]]
+        key = tuple((str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in paths)
+        if key in _LOADED:  # decompressing 47 MB takes about a second: do it once per process
+            images, labels = _LOADED[key]
+            return images.copy(), labels.copy()
+        images, labels = load_idx_pair(*paths)
+        want = (self.sizes[split], *self.image_shape[1:])
+        if images.shape != want:
+            raise ValueError(
+                f"{paths[0]}: expected {self.title} {split} images of shape {want}, "
+                f"got {images.shape}"
+            )
+        images = images[:, None]  # (N, 1, H, W)
+        _LOADED.clear()  # keep one split in memory at most
+        _LOADED[key] = (images, labels)
         return images.copy(), labels.copy()
-    images, labels = load_idx_pair(*paths)
-    if images.shape[1:] != (28, 28) or images.shape[0] != MNIST_SIZES[split]:
-        raise ValueError(
-            f"{paths[0]}: expected MNIST {split} images of shape "
-            f"{(MNIST_SIZES[split], 28, 28)}, got {images.shape}"
+
+
+_CIFAR_RECORD = 1 + 3 * 32 * 32  # label byte, then 1024 red, 1024 green, 1024 blue bytes
+
+
+class CIFAR10Binary(Dataset):
+    """CIFAR-10, the official binary version (``cifar-10-binary.tar.gz``; never the pickles).
+
+    Each ``*.bin`` file holds 10,000 records of 3,073 bytes: the label (0-9), then the 32x32
+    image as 1,024 red, 1,024 green and 1,024 blue bytes, row-major (Krizhevsky 2009).
+    The archive (md5 :attr:`archive_md5`) is downloaded and unpacked with pooch into
+    ``root/cifar-10/``. A batch may also be given as ``data_batch_N.bin.gz`` whose SHA-256 is
+    known (:attr:`sha256`).
+    """
+
+    archive = "cifar-10-binary.tar.gz"
+    archive_md5 = "c32a1d4ab5d03f1284b67883e8d87530"
+    #: md5 of the official decompressed batch files known here (checked before reading).
+    bin_md5 = {"data_batch_1.bin": "5dd7e06a14cb22eb9f671a540d1b7c25"}
+
+    def _batch_names(self, split, batches):
+        names = self.files[split]
+        if batches is None:
+            return list(names)
+        if split != "train":
+            raise ValueError(f"batches: only the train split has batches, got split={split!r}")
+        bad = [b for b in batches if b not in range(1, len(names) + 1)]
+        if bad or not batches:
+            raise ValueError(f"batches: expected numbers in 1..{len(names)}, got {batches!r}")
+        chosen = [names[b - 1] for b in sorted(set(batches))]
+        sys.stderr.write(
+            f"{self.title}: loading training batches {sorted(set(batches))} only: "
+            f"{10000 * len(chosen)} of {self.sizes['train']} images\n"
         )
-    _LOADED.clear()  # keep one split in memory at most
-    _LOADED[key] = (images, labels)
-    return images.copy(), labels.copy()
+        return chosen
+
+    def _from_archive(self, folder, download, root_given):
+        import pooch
+
+        if not download and not (folder / self.archive).is_file():
+            raise self.not_found(
+                f"{self.title}: the full {self.archive} is not in {_where(folder, root_given)} "
+                "and download=False; pass batches=(1, ...) to load only the batches present"
+            )
+        try:
+            files = pooch.retrieve(
+                self.mirrors[0] + self.archive,
+                known_hash=f"md5:{self.archive_md5}",
+                fname=self.archive,
+                path=folder,
+                processor=pooch.Untar(extract_dir="."),
+                progressbar=True,
+            )
+        except Exception as e:  # network or hash errors
+            raise self.not_found(
+                f"{self.title}: {self.archive} not in {_where(folder, root_given)} and "
+                f"downloading it failed (offline?): {type(e).__name__}: {e}"
+            ) from e
+        return {Path(f).name: Path(f) for f in files}
+
+    def _read(self, path: Path) -> bytes:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as f:
+            raw = f.read()
+        want = self.bin_md5.get(path.name.removesuffix(".gz"))
+        if want and path.suffix != ".gz" and hashlib.md5(raw).hexdigest() != want:
+            raise ValueError(f"{path}: wrong md5, not the official CIFAR-10 file; it was not used")
+        if len(raw) != 10000 * _CIFAR_RECORD:
+            raise ValueError(f"{path}: expected {10000 * _CIFAR_RECORD} bytes, got {len(raw)}")
+        return raw
+
+    def load_split(self, split, folder, download, root_given, batches=None):
+        """Read the split's batches (all of them, or exactly ``batches`` of the train split)."""
+        names = self._batch_names(split, batches)
+        local = {}
+        for n in names:
+            gz = folder / (n + ".gz")
+            if gz.is_file() and _cached_sha256(gz) == self.sha256.get(n + ".gz"):
+                local[n] = gz
+        if len(local) < len(names):
+            extracted = self._from_archive(folder, download, root_given)
+            local |= {n: extracted[n] for n in names if n not in local}
+        raw = np.frombuffer(b"".join(self._read(local[n]) for n in names), np.uint8)
+        records = raw.reshape(-1, _CIFAR_RECORD)
+        images = records[:, 1:].reshape(-1, 3, 32, 32).copy()
+        return images, records[:, 0].copy()
+
+
+FASHION_MNIST_SHA256: dict[str, str] = {
+    "train-images-idx3-ubyte.gz": (
+        "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"
+    ),
+    "train-labels-idx1-ubyte.gz": (
+        "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845"
+    ),
+    "t10k-images-idx3-ubyte.gz": (
+        "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073"
+    ),
+    "t10k-labels-idx1-ubyte.gz": (
+        "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"
+    ),
+}
+
+#: Datasets by name; a new dataset is one entry here (and, for a new format, one small class).
+DATASETS: dict[str, Dataset] = {
+    "mnist": IDXDataset(
+        "mnist",
+        "MNIST",
+        "mnist",
+        (1, 28, 28),
+        tuple(str(d) for d in range(10)),
+        MNIST_FILES,
+        MNIST_SHA256,
+        MNIST_MIRRORS,
+        MNIST_SIZES,
+        classifier_metrics=True,
+        not_found_error=MNISTNotFoundError,
+    ),
+    "fashion-mnist": IDXDataset(
+        "fashion-mnist",
+        "Fashion-MNIST",
+        "fashion-mnist",
+        (1, 28, 28),
+        (
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ),  # fmt: skip
+        MNIST_FILES,
+        FASHION_MNIST_SHA256,
+        (
+            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+            "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
+        ),
+        MNIST_SIZES,
+    ),
+    "cifar10": CIFAR10Binary(
+        "cifar10",
+        "CIFAR-10",
+        "cifar-10",
+        (3, 32, 32),
+        (
+            "airplane",
+            "automobile",
+            "bird",
+            "cat",
+            "deer",
+            "dog",
+            "frog",
+            "horse",
+            "ship",
+            "truck",
+        ),  # fmt: skip
+        {"train": tuple(f"data_batch_{i}.bin" for i in range(1, 6)), "test": ("test_batch.bin",)},
+        {"data_batch_1.bin.gz": "6fcee3c4b6ea120cf82b263e2e9fe932e7edf7daf530e8b8ed62c178f70910c6"},
+        ("https://www.cs.toronto.edu/~kriz/",),
+        {"train": 50000, "test": 10000},
+    ),
+}
+
+
+def get_dataset(name: str) -> Dataset:
+    """The registry entry of ``name``.
+
+    Raises
+    ------
+    ValueError
+        Unknown name; the message lists the known datasets.
+    """
+    if isinstance(name, Dataset):
+        return name
+    if name not in DATASETS:
+        raise ValueError(f"dataset: expected one of {sorted(DATASETS)}, got {name!r}")
+    return DATASETS[name]
+
+
+def default_root() -> Path:
+    """The data root: ``$MINIGAN_DATA_DIR`` if set, else the user cache dir ``~/.cache/minigan``."""
+    env = os.environ.get(_ENV)
+    if env:
+        return Path(env).expanduser()
+    import pooch
+
+    return Path(pooch.os_cache("minigan"))
+
+
+def dataset_dir(info: Dataset | str, root=None, flat: bool = False) -> Path:
+    """The folder of ``info``'s files under ``root`` (default :func:`default_root`).
+
+    ``root/<folder>/`` if that folder exists; else ``root`` itself when it holds one of the
+    dataset's file names (the flat layout of minigan 0.1, e.g. ``$MINIGAN_DATA_DIR`` pointing
+    straight at the MNIST files) or when ``flat`` is set; else ``root/<folder>/``.
+    """
+    info = get_dataset(info)
+    root = default_root() if root is None else Path(root).expanduser()
+    if root.name == info.folder and any((root / n).is_file() for n in info.all_files()):
+        return root  # pointed straight at the dataset's own folder
+    sub = root / info.folder
+    if sub.is_dir():
+        return sub
+    if flat or any((root / n).is_file() for n in info.all_files()):
+        return root
+    return sub
+
+
+def load(
+    name: str,
+    split: str = "train",
+    root: str | os.PathLike | None = None,
+    download: bool = True,
+    *,
+    batches: tuple[int, ...] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Load one split of a registered dataset as uint8 images and labels.
+
+    Parameters
+    ----------
+    name : a key of :data:`DATASETS` ("mnist", "fashion-mnist", "cifar10")
+    split : {"train", "test"}
+    root : path, optional
+        The data root holding ``<dataset folder>/`` (default ``$MINIGAN_DATA_DIR``, else the
+        user cache dir); see :func:`dataset_dir` for the accepted layouts.
+    download : bool
+        Fetch missing or damaged files with pooch (hash-checked).
+    batches : tuple of int, optional
+        CIFAR-10 only: load exactly these training batches (1..5), saying so on stderr;
+        without it all five are required (never fewer images than the split has).
+
+    Returns
+    -------
+    images : numpy.ndarray, uint8 (N, C, H, W), pixels 0..255 (C = 1 grey, 3 RGB)
+    labels : numpy.ndarray, uint8 (N,)
+
+    Raises
+    ------
+    ValueError
+        Unknown dataset or split; a file with the wrong hash (never read), naming the dataset
+        it belongs to when it is another registered one; a corrupt file.
+    DatasetNotFoundError (a FileNotFoundError)
+        Files missing and not downloadable.
+    """
+    info = get_dataset(name)
+    if split not in info.files:
+        raise ValueError(f"split: expected one of {sorted(info.files)}, got {split!r}")
+    folder = dataset_dir(info, root)
+    return info.load_split(split, folder, download, root is not None, batches=batches)
 
 
 def preprocess(images: np.ndarray) -> np.ndarray:

@@ -1,24 +1,25 @@
-"""The GAN: MLP generator and discriminator builders, presets, and one training step.
+"""The GAN: a generator, a discriminator, their optimizers, an objective, and one training step.
 
-Goodfellow et al. (2014), "Generative Adversarial Nets": the discriminator D maximises
-``log D(x) + log(1 - D(G(z)))``; the generator uses the *non-saturating* loss
-``-log D(G(z))`` (Sec. 3 of the paper), whose gradient does not vanish when D wins.
-D outputs logits, so both losses are :class:`~minigan.losses.BCEWithLogitsLoss`.
+Goodfellow et al. (2014), "Generative Adversarial Nets": D and G play a game whose losses come
+from an :class:`~minigan.objectives.Objective` (default: the non-saturating game, Sec. 3 of the
+paper, with D's outputs as logits). :meth:`GAN.train_step` contains nothing specific to any
+objective: it asks the objective for the losses and for their gradients with respect to D's
+outputs, and back-propagates those. :func:`build_gan` builds a GAN from a preset
+(:mod:`minigan.presets`) with the model builders of :mod:`minigan.models`.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from . import functional as F
 from .backend import as_generator, backend_of, host_rng_state, resolve_device, set_host_rng_state
-from .functional import sigmoid
-from .layers import LeakyReLU, Linear, Module, ReLU, Sequential, Sigmoid, Tanh
-from .losses import BCEWithLogitsLoss
-from .optim import Adam, Optimizer
+from .models import get_model, mlp_discriminator, mlp_generator
+from .objectives import Objective, get_objective
+from .optim import Optimizer
+from .presets import G_LOSSES, PRESETS, Preset, get_preset, make_optimizer
 
 __all__ = [
     "mlp_generator",
@@ -29,158 +30,112 @@ __all__ = [
     "get_preset",
     "build_gan",
     "G_LOSSES",
+    "mixes_batch_rows",
 ]
 
-G_LOSSES = ("non_saturating", "saturating")
 
-# Modules whose output row i depends only on input row i: a batch of [real; fake] through
-# them equals the two halves done separately (GAN.d_joint_batch).
-ROW_WISE_MODULES = (Linear, LeakyReLU, ReLU, Tanh, Sigmoid, Sequential)
+def mixes_batch_rows(module) -> bool:
+    """True when some module of the tree mixes the rows of a batch (BatchNorm says so).
 
-
-def _activation(name: str, negative_slope: float) -> Module:
-    if name == "leaky_relu":
-        return LeakyReLU(negative_slope)
-    if name == "relu":
-        return ReLU()
-    raise ValueError(f"activation: expected 'leaky_relu' or 'relu', got {name!r}")
-
-
-def _mlp(sizes, activation, negative_slope, dtype, device, rng) -> list[Module]:
-    rng = as_generator(rng)
-    layers: list[Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        layers.append(Linear(a, b, dtype=dtype, device=device, rng=rng))
-        if i < len(sizes) - 2:
-            layers.append(_activation(activation, negative_slope))
-    return layers
-
-
-def mlp_generator(
-    latent_dim: int = 100,
-    hidden_sizes: tuple[int, ...] = (256, 512, 1024),
-    out_features: int = 784,
-    negative_slope: float = 0.2,
-    *,
-    activation: str = "leaky_relu",
-    dtype: Any = "float32",
-    device: Any = "cpu",
-    rng=None,
-) -> Sequential:
-    """MLP generator ``z -> Linear -> act -> ... -> Linear -> Tanh``.
-
-    Shapes: z (N, latent_dim) -> x (N, out_features), values in (-1, 1) (tanh range, the
-    range the data is scaled to).
-
-    Parameters
-    ----------
-    latent_dim, hidden_sizes, out_features : ints
-    negative_slope : float
-        LeakyReLU slope (0.2, as in DCGAN); ignored for ``activation="relu"``.
-    activation : {"leaky_relu", "relu"}
-    dtype, device, rng : as for :class:`~minigan.layers.Linear`
-
-    Raises
-    ------
-    ValueError
-        Unknown ``activation``; a size that is not a positive int; an unknown device string.
-    TypeError
-        ``dtype`` not float32 / float64; ``rng`` not None, an int or a Generator.
+    A module declares it with the class attribute ``mixes_batch_rows = True``; then a batch of
+    ``[real; fake]`` through it differs from the two halves done separately.
     """
-    sizes = (latent_dim, *hidden_sizes, out_features)
-    return Sequential(*_mlp(sizes, activation, negative_slope, dtype, device, rng), Tanh())
+    return any(getattr(m, "mixes_batch_rows", False) for m in module.modules())
 
 
-def mlp_discriminator(
-    in_features: int = 784,
-    hidden_sizes: tuple[int, ...] = (1024, 512, 256),
-    negative_slope: float = 0.2,
-    *,
-    activation: str = "leaky_relu",
-    dtype: Any = "float32",
-    device: Any = "cpu",
-    rng=None,
-) -> Sequential:
-    """MLP discriminator ``x -> Linear -> act -> ... -> Linear`` returning **logits**.
+def _modes(module) -> list[tuple[Any, bool, bool]]:
+    """Each module's ``(module, training, requires_grad)``, to put back afterwards."""
+    return [(m, m.training, m.requires_grad) for m in module.modules()]
 
-    Shapes: x (N, in_features) -> logits (N, 1). ``sigmoid(logits)`` is D(x), the probability
-    that x is real; the loss takes logits for stability (:class:`BCEWithLogitsLoss`).
-    Parameters as for :func:`mlp_generator`.
 
-    Raises
-    ------
-    ValueError
-        Unknown ``activation``; a size that is not a positive int; an unknown device string.
-    TypeError
-        ``dtype`` not float32 / float64; ``rng`` not None, an int or a Generator.
-    """
-    sizes = (in_features, *hidden_sizes, 1)
-    return Sequential(*_mlp(sizes, activation, negative_slope, dtype, device, rng))
+def _restore(modes) -> None:
+    for m, training, requires_grad in modes:
+        m.training = training
+        m.requires_grad = requires_grad
+
+
+def _caches(module) -> list[tuple[Any, Any]]:
+    return [(m, m._cache) for m in module.modules()]
 
 
 class GAN:
-    """A generator, a discriminator, their optimizers, and the training step.
+    """A generator, a discriminator, their optimizers, an objective, and the training step.
 
     Parameters
     ----------
     generator, discriminator : Module
-        ``G: (N, latent_dim) -> (N, D_data)`` and ``D: (N, D_data) -> (N, 1)`` logits.
+        ``G: (N, latent_dim) -> images`` and ``D: images -> (N, 1)`` outputs; the images are
+        (N, D_data) for MLPs, (N, C, H, W) for conv nets (whatever G produces).
     latent_dim : int
     g_optimizer, d_optimizer : Optimizer
         Over ``generator.parameters()`` and ``discriminator.parameters()``.
     seed : int or numpy.random.Generator
         Seeds the host generator of the noise ``z ~ N(0, I)``.
     g_loss : {"non_saturating", "saturating"}
-        ``-log D(G(z))`` (default, Goodfellow et al. 2014 Sec. 3) or the original minimax
-        ``log(1 - D(G(z)))`` (kept to show why it fails: its gradient vanishes when D wins).
+        Shorthand for the objective when ``objective`` is None: ``-log D(G(z))`` (default,
+        Goodfellow et al. 2014 Sec. 3) or the original minimax ``log(1 - D(G(z)))``.
+    objective : Objective or str, optional
+        The game (:data:`minigan.objectives.OBJECTIVES`); overrides ``g_loss``.
 
     Attributes
     ----------
+    objective : Objective
     d_joint_batch : bool
         Run D's update as one pass over the 2N rows ``[real; fake]`` instead of two passes
-        (see :meth:`train_step`). True when every module of D acts row by row (Linear and the
-        activations); a D with any other module (e.g. a future BatchNorm, whose statistics
-        would mix real and fake rows) gets False and the two-pass form. Set it to False to
-        run the teaching form; ``minigan.functional.fast_paths(False)`` does too.
+        (see :meth:`train_step`). True unless a module of D says it mixes the rows of a batch
+        (``mixes_batch_rows = True``, e.g. BatchNorm, whose statistics would mix real and fake
+        rows). Set it to False to run the teaching form; ``fast_paths(False)`` does too.
+    d_steps : int
+        D updates so far; G is updated on every ``objective.n_critic``-th (saved in
+        :meth:`state_dict`, so a resumed run continues mid-cycle exactly).
 
     Raises
     ------
     ValueError
-        Unknown ``g_loss``; in :meth:`sample`, ``z`` not of shape (n, latent_dim); in
-        :meth:`train_step`, ``real`` whose width is not D's ``in_features``.
+        Unknown ``g_loss`` or objective; in :meth:`sample`, ``z`` not of shape (n, latent_dim);
+        in :meth:`train_step`, ``real`` whose shape D does not take.
     TypeError
         ``seed`` not an int or Generator; in :meth:`train_step`, ``real`` of another dtype
         or array library than the model's.
-    AttributeError
-        In :meth:`train_step`, ``real`` is not an array (no ``.shape``).
+    NotImplementedError
+        ``labels`` given (conditional GANs come with their own issue).
     """
 
     def __init__(
         self,
-        generator: Module,
-        discriminator: Module,
+        generator,
+        discriminator,
         latent_dim: int,
         g_optimizer: Optimizer,
         d_optimizer: Optimizer,
         seed=0,
         g_loss: str = "non_saturating",
+        *,
+        objective: Objective | str | None = None,
     ):
         if g_loss not in G_LOSSES:
-            raise ValueError(f"g_loss: expected one of {G_LOSSES}, got {g_loss!r}")
+            raise ValueError(f"g_loss: expected one of {tuple(G_LOSSES)}, got {g_loss!r}")
         self.generator = generator
         self.discriminator = discriminator
         self.latent_dim = int(latent_dim)
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
-        self.g_loss = g_loss
+        self.objective = get_objective(G_LOSSES[g_loss] if objective is None else objective)
         self.rng = as_generator(seed)
-        self.loss = BCEWithLogitsLoss()
         first = generator.parameters()[0].data
         self.backend = backend_of(first)
         self.dtype = first.dtype
-        self._targets: dict[int, tuple[Any, Any]] = {}
         self.preset: Preset | None = None  # set by build_gan
-        self.d_joint_batch = all(type(m) in ROW_WISE_MODULES for m in discriminator.modules())
+        self.d_joint_batch = not mixes_batch_rows(discriminator)
+        self.d_steps = 0
+        self._last_g_loss = None
+        self._targets: dict[int, tuple[Any, Any]] = {}
+
+    @property
+    def g_loss(self) -> str:
+        """The objective's legacy name ("non_saturating", "saturating") or its registry name."""
+        back = {v: k for k, v in G_LOSSES.items()}
+        return back.get(self.objective.name, self.objective.name)
 
     # -- helpers ---------------------------------------------------------------------------
     def sample_noise(self, n: int):
@@ -194,7 +149,7 @@ class GAN:
         return self.backend.asarray(z, dtype=self.dtype)
 
     def targets(self, n: int):
-        """Label arrays ``(ones, zeros)`` of shape (n, 1), made once per batch size."""
+        """Label arrays ``(ones, zeros)`` of shape (n, 1), made once per batch size (lessons)."""
         if n not in self._targets:
             b = self.backend
             self._targets[n] = (
@@ -204,91 +159,133 @@ class GAN:
         return self._targets[n]
 
     # -- the step --------------------------------------------------------------------------
-    def train_step(self, real) -> dict[str, Any]:
-        """One discriminator update on real + fake, then one generator update.
+    def train_step(self, real, labels=None) -> dict[str, Any]:
+        """One D (critic) update on real + fake; every ``n_critic``-th call also one G update.
 
         Parameters
         ----------
-        real : array (N, D_data) on the model's device, dtype of the model, in [-1, 1]
+        real : array (N, ...) in G's output shape, on the model's device, in [-1, 1]
+        labels : None
+            Reserved for conditional GANs.
 
         Returns
         -------
-        dict of 0-d arrays **on the device** (no host sync): ``d_loss`` (real + fake BCE),
-        ``g_loss``, ``d_real`` = mean D(x), ``d_fake`` = mean D(G(z)) (before D's update).
+        dict of 0-d arrays **on the device** (no host sync): ``d_loss``, ``g_loss`` (of the
+        last G update; before the first one, G's loss on this batch) and the objective's
+        :attr:`~minigan.objectives.Objective.metric_names` (BCE games: ``d_real`` = mean
+        D(x), ``d_fake`` = mean D(G(z)), before D's update).
         """
-        G, D, loss = self.generator, self.discriminator, self.loss
+        if labels is not None:
+            raise NotImplementedError("train_step: labels (conditional GANs) are not supported yet")
+        z = self.sample_noise(real.shape[0])
+        fake = self.generator.forward(z)  # G keeps its cache for the generator step below
+        d_loss, real_out, fake_out = self._d_step(real, fake)
+        self.d_steps += 1
+        if self.d_steps % self.objective.n_critic == 0:
+            self._last_g_loss = self._g_step(fake)
+        elif self._last_g_loss is None:
+            self._last_g_loss = self.objective.g_loss(fake_out)[0]  # no update, a value to log
+        return {
+            "d_loss": d_loss,
+            "g_loss": self._last_g_loss,
+            **self.objective.metrics(real_out, fake_out),
+        }
+
+    def _d_outputs(self, real, fake):
+        """D's outputs on real and fake, gradients back-propagated into D.grads."""
+        D, obj = self.discriminator, self.objective
         xp = self.backend.xp
         n = real.shape[0]
-        ones, zeros = self.targets(n)
-
-        # Discriminator: minimise BCE(D(x), 1) + BCE(D(G(z)), 0).
-        z = self.sample_noise(n)
-        fake = G.forward(z)  # (N, D_data); G keeps its cache for the generator step below
-        self.d_optimizer.zero_grad()
         if self.d_joint_batch and F.FAST_PATHS:
             # Fast form, same gradients: one pass over the 2N rows [real; fake]. D's layers act
             # row by row, so the halves do not interact, and dL/dW sums over all 2N rows just
             # as the two backward passes below add up. One forward/backward, larger matrices.
-            logits = D.forward(xp.concat([real, fake], axis=0))  # (2N, 1)
-            real_logits, fake_logits = logits[:n, :], logits[n:, :]
-            d_loss_real = loss.forward(real_logits, ones)
-            dreal = loss.backward()
-            d_loss_fake = loss.forward(fake_logits, zeros)
-            D.backward(xp.concat([dreal, loss.backward()], axis=0), input_grad=False)
-        else:  # teaching form: real, then fake, gradients accumulating in D.grads
-            real_logits = D.forward(real)  # (N, 1)
-            d_loss_real = loss.forward(real_logits, ones)
-            D.backward(loss.backward(), input_grad=False)  # nobody needs dL/dx of real data
-            fake_logits = D.forward(fake)
-            d_loss_fake = loss.forward(fake_logits, zeros)
-            D.backward(loss.backward(), input_grad=False)  # G is not updated here ("detach")
-        self.d_optimizer.step()
+            out = D.forward(xp.concat([real, fake], axis=0))  # (2N, 1)
+            real_out, fake_out = out[:n, :], out[n:, :]
+            d_loss, dreal, dfake = obj.d_loss(real_out, fake_out)
+            D.backward(xp.concat([dreal, dfake], axis=0), input_grad=False)
+            return d_loss, real_out, fake_out
+        # Teaching form: real, then fake, gradients accumulating in D.grads. The loss needs
+        # both outputs, so real's layer caches wait aside while D sees the fake batch.
+        real_out = D.forward(real)  # (N, 1)
+        real_caches = _caches(D)
+        fake_out = D.forward(fake)
+        d_loss, dreal, dfake = obj.d_loss(real_out, fake_out)
+        D.backward(dfake, input_grad=False)  # G is not updated here ("detach")
+        for m, cache in real_caches:
+            m._cache = cache
+        D.backward(dreal, input_grad=False)  # nobody needs dL/dx of real data
+        return d_loss, real_out, fake_out
 
-        # Generator: minimise -log D(G(z)) (non-saturating) through the *updated* D.
+    def _d_step(self, real, fake):
+        """D's update: loss, optional penalty, optimizer step, the objective's hook."""
+        self.d_optimizer.zero_grad()
+        d_loss, real_out, fake_out = self._d_outputs(real, fake)
+        penalty = self.objective.penalty(self.discriminator, real, fake, self.rng)
+        if penalty is not None:
+            d_loss = d_loss + penalty
+        self.d_optimizer.step()
+        self.objective.after_d_step(self.discriminator)
+        return d_loss, real_out, fake_out
+
+    def _g_step(self, fake):
+        """G's update through the *updated* D; returns G's loss."""
+        G, D = self.generator, self.discriminator
         self.g_optimizer.zero_grad()
-        logits = D.forward(fake)
-        if self.g_loss == "non_saturating":
-            g_loss = loss.forward(logits, ones)  # = mean(-log D(G(z)))
-            dlogits = loss.backward()
-        else:  # saturating: minimise log(1 - D(G(z))) = -BCE(D(G(z)), 0)
-            g_loss = -loss.forward(logits, zeros)
-            dlogits = -loss.backward()
+        g_loss, dout = self.objective.g_loss(D.forward(fake))
         # Only dL/d(fake) is needed from D here. D's parameter gradients would be wasted work,
         # and harmful if kept: they would leak into D's next update. Freezing D is exact
         # because G's loss reaches G's weights only through D's *input*, so dL/d(fake) does
         # not depend on whether dL/dW_D is computed (PyTorch: requires_grad_(False) on D).
+        modes = _modes(D)
         D.requires_grad_(False)
-        dfake = D.backward(dlogits)  # (N, D_data)
-        D.requires_grad_(True)
+        try:
+            dfake = D.backward(dout)  # (N, ...) like fake
+        finally:
+            _restore(modes)  # the caller's setting, also after an error
         G.backward(dfake, input_grad=False)  # the noise z needs no gradient
         self.g_optimizer.step()
+        return g_loss
 
-        return {
-            "d_loss": d_loss_real + d_loss_fake,
-            "g_loss": g_loss,
-            "d_real": xp.mean(sigmoid(real_logits)),
-            "d_fake": xp.mean(sigmoid(fake_logits)),
-        }
+    def sample(self, n: int, z=None, *, labels=None):
+        """Generate ``n`` images in (-1, 1) from noise ``z`` (drawn if None), G in eval mode.
 
-    def sample(self, n: int, z=None):
-        """Generate ``n`` images (N, D_data) in (-1, 1) from noise ``z`` (drawn if None).
+        ``z`` may be a host NumPy array or a device array of shape (n, latent_dim). G runs in
+        evaluation mode (BatchNorm uses and keeps its running statistics) and gets its previous
+        mode back afterwards.
 
-        ``z`` may be a host NumPy array or a device array of shape (n, latent_dim).
+        Shapes: z (n, latent_dim) -> images (n, ...) as G produces them.
+
+        Raises
+        ------
+        ValueError
+            ``z`` of another shape.
+        NotImplementedError
+            ``labels`` given.
         """
+        if labels is not None:
+            raise NotImplementedError("sample: labels (conditional GANs) are not supported yet")
         if z is None:
             z = self.sample_noise(n)
         elif tuple(z.shape) != (n, self.latent_dim):
             raise ValueError(f"z: expected shape {(n, self.latent_dim)}, got {tuple(z.shape)}")
         elif isinstance(z, np.ndarray):
             z = self.backend.asarray(z, dtype=self.dtype)
-        return self.generator.forward(z)
+        modes = _modes(self.generator)
+        self.generator.eval()
+        try:
+            return self.generator.forward(z)
+        finally:
+            _restore(modes)
 
     # -- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume bit-exactly, as a flat dict of arrays and scalars.
 
         Keys: ``generator.<param>``, ``discriminator.<param>``, ``g_optimizer.<key>``,
-        ``d_optimizer.<key>``, ``rng`` (the noise generator's state as a JSON string).
+        ``d_optimizer.<key>``, ``rng`` (the noise generator's state as a JSON string),
+        ``d_steps`` (D updates so far) and, between G updates of a multi-critic objective,
+        ``last_g_loss``.
         """
         out: dict[str, Any] = {}
         for prefix, obj in (
@@ -300,82 +297,34 @@ class GAN:
             for k, v in obj.state_dict().items():
                 out[f"{prefix}.{k}"] = v
         out["rng"] = host_rng_state(self.rng)
+        out["d_steps"] = int(self.d_steps)
+        if self.objective.n_critic > 1 and self._last_g_loss is not None:
+            out["last_g_loss"] = self._last_g_loss
         return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore from :meth:`state_dict` (NumPy arrays are moved to the model's device).
+
+        A state without ``d_steps`` (minigan 0.1) starts the critic cycle at 0.
 
         Raises
         ------
         KeyError / ValueError
             Missing keys or shapes that do not match the model (the message names them).
         """
-
-        def part(prefix):
-            return {k[len(prefix) + 1 :]: v for k, v in state.items() if k.startswith(prefix + ".")}
-
-        self.generator.load_state_dict(part("generator"))
-        self.discriminator.load_state_dict(part("discriminator"))
-        self.g_optimizer.load_state_dict(part("g_optimizer"))
-        self.d_optimizer.load_state_dict(part("d_optimizer"))
+        parts: dict[str, dict[str, Any]] = {}
+        for k, v in state.items():
+            prefix, _, rest = k.partition(".")
+            parts.setdefault(prefix, {})[rest] = v
+        self.generator.load_state_dict(parts.get("generator", {}))
+        self.discriminator.load_state_dict(parts.get("discriminator", {}))
+        self.g_optimizer.load_state_dict(parts.get("g_optimizer", {}))
+        self.d_optimizer.load_state_dict(parts.get("d_optimizer", {}))
         rng = state["rng"]
         set_host_rng_state(self.rng, str(rng.item() if hasattr(rng, "item") else rng))
-
-
-@dataclass(frozen=True)
-class Preset:
-    """A named GAN configuration (architecture + optimizer + batch size)."""
-
-    name: str
-    latent_dim: int = 100
-    g_hidden: tuple[int, ...] = (256, 512, 1024)
-    d_hidden: tuple[int, ...] = (1024, 512, 256)
-    g_activation: str = "leaky_relu"
-    d_activation: str = "leaky_relu"
-    negative_slope: float = 0.2
-    lr: float = 2e-4
-    betas: tuple[float, float] = (0.5, 0.999)
-    eps: float = 1e-8
-    batch_size: int = 64
-    g_loss: str = "non_saturating"
-    notes: str = field(default="", compare=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The preset's fields as a plain dict (what checkpoints and logs record)."""
-        return asdict(self)
-
-
-PRESETS: dict[str, Preset] = {
-    "default": Preset(
-        "default",
-        notes="LeakyReLU(0.2) MLPs 100-256-512-1024-784 / 784-1024-512-256-1, Adam 2e-4 "
-        "betas (0.5, 0.999) as in DCGAN (Radford et al. 2016), batch 64.",
-    ),
-    "seed-keras-mlp": Preset(
-        "seed-keras-mlp",
-        g_activation="relu",
-        lr=1e-4,
-        betas=(0.9, 0.999),
-        eps=1e-7,
-        notes="The classic Keras MLP GAN: G with ReLU, D with LeakyReLU(0.2), Adam(lr=1e-4) "
-        "with Keras' default betas (0.9, 0.999) and epsilon 1e-7.",
-    ),
-}
-
-
-def get_preset(name: str | Preset) -> Preset:
-    """Look up a preset by name.
-
-    Raises
-    ------
-    ValueError
-        Unknown name; the message lists the known presets.
-    """
-    if isinstance(name, Preset):
-        return name
-    if name not in PRESETS:
-        raise ValueError(f"preset: expected one of {sorted(PRESETS)}, got {name!r}")
-    return PRESETS[name]
+        self.d_steps = int(state.get("d_steps", 0))
+        last = state.get("last_g_loss")
+        self._last_g_loss = None if last is None else self.backend.asarray(last, self.dtype)
 
 
 def build_gan(
@@ -384,51 +333,60 @@ def build_gan(
     device: Any = "cpu",
     seed: int = 0,
     dtype: Any = "float32",
-    data_dim: int = 784,
+    data_dim: int | None = None,
+    image_shape: tuple[int, ...] | None = None,
     **overrides,
 ) -> GAN:
-    """Build a :class:`GAN` from a preset: models initialised from ``seed``, Adam optimizers.
+    """Build a :class:`GAN` from a preset: models initialised from ``seed``, its optimizers.
 
-    ``overrides`` replace preset fields (``lr=1e-3``, ``g_loss="saturating"``...).
+    Parameters
+    ----------
+    preset : a name of :data:`PRESETS` or a :class:`Preset`
+    device, seed, dtype
+        The same ``seed`` gives the same weights and noise on every backend.
+    data_dim : int, optional
+        Flat data width (minigan 0.1's argument; e.g. 784, or 2 for a toy set).
+    image_shape : tuple (C, H, W), optional
+        The dataset's image shape (default (1, 28, 28), or ``(data_dim,)``).
+    **overrides
+        Preset fields or shortcuts (``lr=1e-3``, ``g_loss="saturating"``, ``g_hidden=(128,)``;
+        see :meth:`Preset.with_overrides`).
 
-    The same ``seed`` gives the same weights and noise on every backend.
+    Returns
+    -------
+    GAN
+        With ``preset`` (overrides applied), ``image_shape`` and ``data_shape`` (the
+        per-example shape G produces and D takes, from the builder's layout) set.
 
     Raises
     ------
     ValueError
-        Unknown preset name, ``activation`` or ``g_loss``; a size that is not a positive int;
-        an unknown device string.
+        Unknown preset, override, model builder, optimizer or objective; a size that is not
+        a positive int; an unknown device string.
     TypeError
-        An override that is not a :class:`Preset` field; ``dtype`` not float32 / float64.
+        A builder argument the builder does not take; ``dtype`` not float32 / float64.
     RuntimeError
         ``device="gpu"`` without CuPy or a visible CUDA device.
     """
     p = get_preset(preset)
     if overrides:
-        p = Preset(**{**p.to_dict(), **overrides})
+        p = p.with_overrides(**overrides)
+    if image_shape is None:
+        image_shape = (1, 28, 28) if data_dim is None else (int(data_dim),)
+    g_build, d_build = get_model(p.generator), get_model(p.discriminator)
     backend = resolve_device(device)
     rng = np.random.default_rng(seed)
-    G = mlp_generator(
-        p.latent_dim,
-        p.g_hidden,
-        data_dim,
-        p.negative_slope,
-        activation=p.g_activation,
-        dtype=dtype,
-        device=backend,
-        rng=rng,
+    made = {"image_shape": tuple(image_shape), "latent_dim": p.latent_dim, "dtype": dtype,
+            "device": backend, "rng": rng}  # fmt: skip
+    G = g_build.build(**made, **p.generator_args)
+    D = d_build.build(**made, **p.discriminator_args)
+    g_opt = make_optimizer(p.optimizer, G.parameters(), **p.optimizer_args)
+    d_opt = make_optimizer(
+        p.optimizer, D.parameters(), **{**p.optimizer_args, **p.d_optimizer_args}
     )
-    D = mlp_discriminator(
-        data_dim,
-        p.d_hidden,
-        p.negative_slope,
-        activation=p.d_activation,
-        dtype=dtype,
-        device=backend,
-        rng=rng,
-    )
-    g_opt = Adam(G.parameters(), lr=p.lr, betas=p.betas, eps=p.eps)
-    d_opt = Adam(D.parameters(), lr=p.lr, betas=p.betas, eps=p.eps)
-    gan = GAN(G, D, p.latent_dim, g_opt, d_opt, seed=rng.integers(2**63), g_loss=p.g_loss)
+    objective = get_objective(p.objective, **p.objective_args)
+    gan = GAN(G, D, p.latent_dim, g_opt, d_opt, seed=rng.integers(2**63), objective=objective)
     gan.preset = p
+    gan.image_shape = tuple(image_shape)
+    gan.data_shape = g_build.data_shape(image_shape)
     return gan

@@ -159,6 +159,9 @@ class HealthMonitor:
     repeat_every : int, optional
         Emit a code again once this many steps have passed since it was last emitted; by
         default each code is emitted once per run.
+    checks : tuple of str, optional
+        The codes that apply (``Objective.health_checks``: a Wasserstein critic loss is
+        negative by design, so ``D_WINS`` does not apply to it); default all.
 
     Attributes
     ----------
@@ -188,7 +191,12 @@ class HealthMonitor:
         min_digits: int = 6,
         max_share: float = 0.5,
         repeat_every: int | None = None,
+        checks: tuple[str, ...] | None = None,
     ):
+        unknown = sorted(set(checks or ()) - set(CODES))
+        if unknown:
+            raise ValueError(f"checks: unknown code(s) {unknown}; known: {sorted(CODES)}")
+        self.checks = None if checks is None else tuple(checks)
         self.d_loss_floor = float(d_loss_floor)
         self.d_fake_floor = float(d_fake_floor)
         self.patience = _positive_int("patience", patience)
@@ -217,6 +225,8 @@ class HealthMonitor:
 
     # ------------------------------------------------------------------------------------
     def _emit(self, out: list, code: str, step: int, message: str) -> None:
+        if self.checks is not None and code not in self.checks:
+            return  # does not apply to this objective
         last = self._last_emitted.get(code)
         if last is not None and (self.repeat_every is None or step - last < self.repeat_every):
             return
@@ -412,7 +422,7 @@ class TrainingDiagnostics:
     say : callable
         Prints a line (``tqdm.write`` under a progress bar).
     monitor : HealthMonitor, optional
-        Custom thresholds.
+        Custom thresholds. Default: one with the checks ``gan.objective.health_checks``.
 
     Attributes
     ----------
@@ -448,7 +458,10 @@ class TrainingDiagnostics:
         self.seed = int(seed)
         self.out_dir = out_dir
         self.say = say
-        self.monitor = monitor if monitor is not None else HealthMonitor()
+        if monitor is None:
+            objective = getattr(gan, "objective", None)
+            monitor = HealthMonitor(checks=getattr(objective, "health_checks", None))
+        self.monitor = monitor
         self.metrics: list[dict[str, Any]] = []
         self.artifacts: dict[str, Any] = {}
         self._classifier = None
@@ -464,13 +477,11 @@ class TrainingDiagnostics:
             self.say(str(w))
 
     def on_log(self, step: int, rows) -> list[HealthWarning]:
-        """Check the rows (dicts with d_loss, g_loss, d_real, d_fake) of one log interval."""
+        """Check the rows of one log interval (dicts of the step's metrics, e.g. d_loss)."""
         if not self.health or not rows:
             return []
-        stats: dict[str, Any] = {
-            k: float(np.mean([r[k] for r in rows]))
-            for k in ("d_loss", "g_loss", "d_real", "d_fake")
-        }
+        names = [k for k in rows[0] if k not in ("step", "epoch")]  # the step's own metrics
+        stats: dict[str, Any] = {k: float(np.mean([r[k] for r in rows])) for k in names}
         stats["g_grad_norm"] = grad_norm(self.gan.generator)
         stats["d_grad_norm"] = grad_norm(self.gan.discriminator)
         new = self.monitor.update(step, stats)

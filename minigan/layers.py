@@ -568,6 +568,7 @@ class LeakyReLU(Module):
     ``leaky_relu_fast_backward`` (multiply by the cached slope ``dy/dx`` instead of
     ``where``): the same numbers as the teaching pair ``leaky_relu_forward`` /
     ``leaky_relu_backward``, several times faster on a CPU (``tests/test_fastpath.py``).
+    Inside ``with minigan.functional.fast_paths(False):`` it runs the teaching pair.
     """
 
     def __init__(self, negative_slope: float = 0.01):
@@ -575,12 +576,17 @@ class LeakyReLU(Module):
         self.negative_slope = float(negative_slope)
 
     def forward(self, x):
-        y, self._cache = F.leaky_relu_fast_forward(x, self.negative_slope)
+        fast = F.FAST_PATHS  # ``fast_paths(False)``: the teaching pair
+        pair = F.leaky_relu_fast_forward if fast else F.leaky_relu_forward
+        y, cache = pair(x, self.negative_slope)
+        self._cache = (fast, cache)
         return y
 
     def backward(self, dout, *, input_grad: bool = True):
-        cache = self._cached()
-        return F.leaky_relu_fast_backward(dout, cache) if input_grad else None
+        fast, cache = self._cached()
+        if not input_grad:
+            return None
+        return (F.leaky_relu_fast_backward if fast else F.leaky_relu_backward)(dout, cache)
 
     def jvp(self, tangent):
         """Tangent of the output, ``phi'(x) * t`` (after ``forward``; kept for

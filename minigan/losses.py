@@ -43,7 +43,9 @@ class Loss:
         loss, self._cache = type(self)._forward(input, target, self.reduction)
         return loss
 
-    __call__ = forward
+    def __call__(self, input, target):
+        """``loss(input, target)`` is ``loss.forward(input, target)`` (a subclass's own)."""
+        return self.forward(input, target)
 
     def backward(self, dout=None):
         """Return dL/dinput. ``dout`` defaults to 1 (the loss is the final output)."""

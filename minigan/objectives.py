@@ -56,12 +56,16 @@ class Objective:
         a Wasserstein critic loss is negative by design, so "D wins" does not apply to it.
     metric_names : tuple of str
         The keys of :meth:`metrics` (logged per step beside ``d_loss`` and ``g_loss``).
+    reference_lines : dict of str -> float
+        Values worth a dashed line in the loss plot (the equilibrium of the game), by metric;
+        empty when the game has none.
     """
 
     name: ClassVar[str] = ""
     n_critic: int = 1
     health_checks: ClassVar[tuple[str, ...]] = GENERIC_CHECKS
     metric_names: ClassVar[tuple[str, ...]] = ()
+    reference_lines: ClassVar[dict[str, float]] = {}
 
     # -- the two players' losses -----------------------------------------------------------
     def d_loss(self, real_out, fake_out) -> tuple[Any, Any, Any]:
@@ -116,6 +120,8 @@ class _BCEGame(Objective):
 
     health_checks = GENERIC_CHECKS + BCE_CHECKS
     metric_names = ("d_real", "d_fake")
+    # At the equilibrium D(x) = D(G(z)) = 1/2 and L_D = 2 log 2 (Goodfellow et al. 2014, Thm. 1)
+    reference_lines = {"d_loss": 2 * math.log(2.0), "d_real": 0.5, "d_fake": 0.5}
 
     def __init__(self, real_label: float = 1.0):
         if not isinstance(real_label, (int, float)) or not 0.5 < real_label <= 1.0:

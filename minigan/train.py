@@ -1,21 +1,30 @@
-"""``train_mnist()``: train the MLP GAN on real MNIST and keep everything a student wants to see.
+"""``train()``: train any preset's GAN on any registered dataset and keep everything a student
+wants to see; ``train_mnist()`` is ``train(dataset="mnist")`` with minigan 0.1's signature.
 
-One call loads MNIST (:mod:`minigan.data`), builds a GAN from a preset (:func:`build_gan`),
-and runs the loop of :meth:`GAN.train_step` over shuffled mini-batches, with
+One call loads a dataset (:func:`minigan.data.load`), builds a GAN from a preset
+(:mod:`minigan.presets`, :func:`minigan.gan.build_gan`), and runs the loop of
+:meth:`GAN.train_step` over shuffled mini-batches, with
 
-* a tqdm progress bar showing D loss, G loss, D(x) and D(G(z));
-* a sample grid from one fixed noise batch after every epoch (``samples/epoch_NNN.png``), a
-  loss-curve plot (``losses.png``), an animated GIF of the grids (``progress.gif``), and a log
-  (``log.json`` with the config, ``log.csv`` with one row per step);
+* a tqdm progress bar showing the step's metrics (D loss, G loss, D(x), D(G(z)) for BCE);
+* a sample grid from one fixed noise batch after every epoch (``samples/epoch_NNN.png``, grey
+  or RGB), a loss-curve plot (``losses.png``), an animated GIF of the grids (``progress.gif``),
+  and a log (``log.json`` with the config, ``log.csv`` with one row per step);
 * a checkpoint (``checkpoint.npz``) every epoch, at the end, and on Ctrl-C, from which
   ``resume=`` continues exactly (bit-identical weights on CPU).
 
+The loop is a handful of small objects, each doing one thing: :class:`_Recorder` (device
+results -> host rows, NaN check), :class:`_Artifacts` (grids, plots, GIF, logs),
+:class:`_Checkpointer` (snapshots and saving), and :class:`_Trainer` (the epochs, with the
+interrupt and divergence handlers). Nothing in it depends on the preset's or dataset's name:
+images reach the models in the shape the preset's builders take (:mod:`minigan.models`), and
+the metric names come from the step's result dict.
+
 GPU discipline: ``train_step`` returns 0-d arrays that stay on the device. The loop keeps them
 in a list and copies them to the host once every ``log_every`` steps (one ``to_numpy`` of a
-stacked ``(log_every, 4)`` array), so the GPU is never made to wait inside a step. The check
-for NaN/inf losses therefore happens at those log intervals and at each epoch's end, not after
-every step: a non-finite loss is noticed at most ``log_every`` steps late, and training stops
-with the state saved at the last interval whose losses were all finite.
+stacked ``(log_every, n_metrics)`` array), so the GPU is never made to wait inside a step. The
+check for NaN/inf losses therefore happens at those log intervals and at each epoch's end, not
+after every step: a non-finite loss is noticed at most ``log_every`` steps late, and training
+stops with the state saved at the last interval whose losses were all finite.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,25 +46,29 @@ import numpy as np
 
 from .backend import Backend, resolve_device, to_numpy
 from .checkpoint import _overrides_from_json, load_checkpoint, restore_gan, save_checkpoint
-from .data import MNIST_SIZES, BatchIterator, default_data_dir, load_mnist, preprocess
-from .gan import GAN, PRESETS, Preset, build_gan, get_preset
+from .data import DATASETS, BatchIterator, Dataset, dataset_dir, get_dataset, load, preprocess
+from .gan import GAN, build_gan
 from .health import TrainingDiagnostics
+from .presets import PRESETS, Preset, get_preset
 from .viz import make_gif, plot_losses, save_image_grid
 
-__all__ = ["History", "NonFiniteLossError", "train_mnist", "METRICS"]
+__all__ = ["History", "NonFiniteLossError", "train", "train_mnist", "METRICS"]
 
-#: What ``GAN.train_step`` returns and the log records for each step.
+#: What ``GAN.train_step`` returns for the BCE games, and what their logs record per step.
 METRICS = ("d_loss", "g_loss", "d_real", "d_fake")
 #: Settings that define a run; a resumed run takes them from the checkpoint.
 RUN_SETTINGS = ("preset", "batch_size", "seed", "limit")
 _DEFAULTS = {"preset": "default", "batch_size": 64, "seed": 0, "limit": None}
 N_SAMPLES = 64  # images in each sample grid (an 8 x 8 grid)
 CHECKPOINT_NAME = "checkpoint.npz"
+CONFIG_KINDS = ("minigan.train", "minigan.train_mnist")  # written by train(), train_mnist()
+#: Progress-bar names of the metrics (others show under their own key).
+LABELS = {"d_loss": "D loss", "g_loss": "G loss", "d_real": "D(x)", "d_fake": "D(G(z))"}
 
 
 @dataclass
 class History:
-    """What :func:`train_mnist` returns.
+    """What :func:`train` returns.
 
     Attributes
     ----------
@@ -63,10 +76,10 @@ class History:
         The trained GAN (on the training device).
     steps : list of dict
         One dict per step: ``step`` (1-based, counting across epochs and resumes), ``epoch``
-        (1-based), ``d_loss``, ``g_loss``, ``d_real`` = mean D(x), ``d_fake`` = mean D(G(z)),
-        as Python floats.
+        (1-based) and the step's metrics as Python floats (BCE games: ``d_loss``, ``g_loss``,
+        ``d_real`` = mean D(x), ``d_fake`` = mean D(G(z))).
     epochs : list of dict
-        One dict per finished epoch: ``epoch``, ``steps``, the means of the four metrics,
+        One dict per finished epoch: ``epoch``, ``steps``, the means of the metrics,
         ``seconds`` (wall time of that epoch in this process) and ``grid`` (path or None).
     artifacts : dict of str -> Path
         ``checkpoint``, ``log_json``, ``log_csv``, ``losses``, ``gif``, ``grid`` (the last
@@ -163,7 +176,7 @@ def _check_int(name: str, value: Any, minimum: int, allow_none: bool = False) ->
         raise ValueError(f"{name}: expected an integer >= {minimum}, got {value}")
 
 
-_OVERRIDABLE = tuple(f.name for f in fields(Preset) if f.name not in ("name", "notes")) + ("dtype",)
+_OVERRIDABLE = tuple(Preset.overridable()) + ("dtype",)
 
 
 def _split_preset(preset: str | Preset, overrides: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -186,17 +199,19 @@ def _check_overrides(overrides: dict[str, Any]) -> None:
     unknown = sorted(set(overrides) - set(_OVERRIDABLE))
     if unknown:
         raise ValueError(
-            f"unknown setting(s) {unknown}: train_mnist passes extra keywords to build_gan, "
-            f"which accepts {sorted(_OVERRIDABLE)}"
+            f"unknown setting(s) {unknown}: train passes extra keywords to build_gan as preset "
+            f"fields, which are {sorted(_OVERRIDABLE)}"
         )
 
 
 def _jsonable(v: Any) -> Any:
     if isinstance(v, tuple):
         return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
     if isinstance(v, (np.generic,)):
         return v.item()
-    if isinstance(v, (str, int, float, bool, list, dict)) or v is None:
+    if isinstance(v, (str, int, float, bool, list)) or v is None:
         return v
     return str(v)
 
@@ -217,47 +232,175 @@ def _prepare_out_dir(out_dir: Path) -> bool:
     return created
 
 
-_RESUME_KEYS = ("train.step", "train.epoch", "data.rng", "data.position", "log.epochs") + tuple(
-    f"log.{k}" for k in ("step", "epoch", *METRICS)
-)
+# ----------------------------------------------------------------------------------------------
+# The run's settings (validated before anything is written) and resuming
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class _Settings:
+    """What defines a run: preset (name + overrides), dataset, batch size, seed, limit."""
+
+    preset_name: str
+    overrides: dict[str, Any]
+    dataset: Dataset
+    epochs: int | None
+    batch_size: int | None
+    seed: int
+    limit: int | None
+    resume: Path | None = None
+    ck_state: dict[str, Any] | None = None
+
+    @property
+    def preset(self) -> Preset:
+        """The registered preset with the overrides applied (``dtype`` is not a field)."""
+        over = {k: v for k, v in self.overrides.items() if k != "dtype"}
+        return get_preset(self.preset_name).with_overrides(**over)
+
+    @property
+    def n_train(self) -> int:
+        n = self.dataset.sizes["train"]
+        return n if self.limit is None else min(self.limit, n)
 
 
-def _reconcile_resume(
-    given: dict[str, Any],
-    overrides: dict[str, Any],
-    ck_state: dict[str, Any],
-    ck_config: dict[str, Any],
-    path: Path,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Run settings for a resumed run: the checkpoint's, unless the caller contradicts them."""
-    if ck_config.get("kind") != "minigan.train_mnist":
+def _resume_keys(names: tuple[str, ...]) -> tuple[str, ...]:
+    fixed = ("train.step", "train.epoch", "data.rng", "data.position", "log.epochs")
+    return fixed + tuple(f"log.{k}" for k in ("step", "epoch", *names))
+
+
+def _metric_names(gan: GAN) -> tuple[str, ...]:
+    """The keys of ``gan.train_step``'s result: d_loss, g_loss and the objective's metrics."""
+    return ("d_loss", "g_loss", *gan.objective.metric_names)
+
+
+def _check_kind(ck_config: dict[str, Any], s: _Settings) -> None:
+    path = s.resume
+    if ck_config.get("kind") not in CONFIG_KINDS:
         raise ValueError(
-            f"checkpoint {path} was not written by train_mnist (config kind "
+            f"checkpoint {path} was not written by train_mnist or train (config kind "
             f"{ck_config.get('kind')!r}); cannot resume from it"
         )
-    settings = {}
+    trained_on = ck_config.get("dataset", "mnist")
+    if trained_on != s.dataset.name:
+        raise ValueError(
+            f"resume: the checkpoint {path} was trained on dataset {trained_on!r} but "
+            f"dataset={s.dataset.name!r} was asked for; pass dataset={trained_on!r}"
+        )
+
+
+def _reconcile_resume(s: _Settings, ck_state, ck_config) -> None:
+    """Run settings for a resumed run: the checkpoint's, unless the caller contradicts them."""
+    path = s.resume
+    _check_kind(ck_config, s)
+    given = {"preset": s.preset_name, "batch_size": s.batch_size, "seed": s.seed, "limit": s.limit}
     for key in RUN_SETTINGS:
         ck = ck_config.get(key)
-        if given[key] != _DEFAULTS[key] and given[key] != ck:
+        if given[key] not in (None, _DEFAULTS[key]) and given[key] != ck:
             raise ValueError(
                 f"resume: the checkpoint {path} was trained with {key}={ck!r} but {key}="
                 f"{given[key]!r} was given; leave it out (a resumed run keeps its settings)"
             )
-        settings[key] = ck
+    s.preset_name, s.batch_size, s.seed, s.limit = (ck_config.get(k) for k in RUN_SETTINGS)
     ck_over = _overrides_from_json(ck_config.get("overrides", {}))
-    missing = sorted(set(_RESUME_KEYS) - set(ck_state))
+    names = tuple(ck_config.get("metrics", METRICS))  # minigan 0.1 logged the BCE metrics
+    missing = sorted(set(_resume_keys(names)) - set(ck_state))
     if missing:
         raise ValueError(
             f"checkpoint {path} lacks the training state {missing}; cannot resume from it"
         )
-    for key, value in overrides.items():
+    for key, value in s.overrides.items():
         if key not in ck_over or _jsonable(ck_over[key]) != _jsonable(value):
             raise ValueError(
                 f"resume: the checkpoint {path} was trained with {key}="
                 f"{ck_over.get(key, '<preset value>')!r} but {key}={value!r} was given; "
                 "leave it out (a resumed run keeps its settings)"
             )
-    return settings, ck_over
+    s.overrides = ck_over
+    s.ck_state = ck_state
+
+
+def _no_dtype(overrides: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in overrides.items() if k != "dtype"}
+
+
+def _settings(preset, dataset, epochs, batch_size, seed, limit, resume, overrides) -> _Settings:
+    """Validate the run's arguments (nothing is written) and apply a resume checkpoint's."""
+    _check_int("epochs", epochs, 1, allow_none=True)
+    _check_int("batch_size", batch_size, 1, allow_none=True)
+    _check_int("limit", limit, 1, allow_none=True)
+    _check_int("seed", seed, 0)
+    preset_name, overrides = _split_preset(preset, overrides)
+    _check_overrides(overrides)
+    s = _Settings(preset_name, overrides, get_dataset(dataset), epochs, batch_size, seed, limit)
+    _ = s.preset  # ValueError for a bad override value (g_loss="bogus")
+    if resume is not None:
+        s.resume = Path(resume)
+        ck_state, ck_config = load_checkpoint(s.resume)
+        _reconcile_resume(s, ck_state, ck_config)
+    if s.batch_size is None:
+        s.batch_size = s.preset.batch_size
+    if s.epochs is None:
+        s.epochs = s.preset.epochs
+    if s.batch_size > s.n_train:
+        raise ValueError(
+            f"batch_size: expected <= {s.n_train} (the number of training images"
+            f"{' with limit=' + str(s.limit) if s.limit else ''}), got {s.batch_size}"
+        )
+    return s
+
+
+# ----------------------------------------------------------------------------------------------
+# Data and model
+# ----------------------------------------------------------------------------------------------
+def _build(s: _Settings, backend: Backend, data_dir) -> tuple[GAN, BatchIterator]:
+    """The GAN of the preset and the batches of the dataset, in the shape the models take."""
+    try:
+        gan = build_gan(
+            s.preset_name,
+            device=backend,
+            seed=s.seed,
+            image_shape=s.dataset.image_shape,
+            **s.overrides,
+        )
+    except TypeError as e:
+        raise ValueError(f"cannot build the GAN: {e}") from e
+    images, _ = load(s.dataset.name, "train", root=data_dir)
+    x = preprocess(images[: s.n_train])  # (N, C*H*W) float32 in [-1, 1]
+    del images
+    x = x.reshape((x.shape[0], *gan.data_shape))  # flat for MLPs, (N, C, H, W) for conv nets
+    loader = BatchIterator(
+        x, s.batch_size, device=backend, dtype=gan.dtype, seed=np.random.default_rng([s.seed, 1])
+    )
+    if s.ck_state is not None:
+        restore_gan(gan, s.ck_state, s.resume)
+        loader.load_state_dict(
+            {"rng": s.ck_state["data.rng"], "position": s.ck_state["data.position"]}
+        )
+    return gan, loader
+
+
+def _config(s: _Settings, gan: GAN, loader: BatchIterator, opts: dict, backend, data_dir):
+    from . import __version__
+
+    return {
+        "kind": "minigan.train",
+        "preset": s.preset_name,
+        "overrides": {k: _jsonable(v) for k, v in s.overrides.items()},
+        "dataset": s.dataset.name,
+        "batch_size": int(s.batch_size),
+        "seed": int(s.seed),
+        "limit": s.limit,
+        "epochs": int(s.epochs),
+        "max_steps": opts["max_steps"],
+        "log_every": int(opts["log_every"]),
+        "device": backend.name,
+        "dtype": str(gan.dtype),
+        "n_train": int(s.n_train),
+        "steps_per_epoch": len(loader),
+        "data_dir": str(dataset_dir(s.dataset, data_dir)),
+        "image_shape": list(gan.image_shape),
+        "metrics": list(_metric_names(gan)),
+        "preset_fields": _jsonable(gan.preset.to_dict()),
+        "minigan_version": __version__,
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -291,30 +434,61 @@ class _Snapshot:
     n_epoch_rows: int
 
 
-def _checkpoint_state(snap: _Snapshot, steps: list[dict], epochs: list[dict]) -> dict[str, Any]:
+def _checkpoint_state(snap: _Snapshot, history: History, names) -> dict[str, Any]:
     state: dict[str, Any] = {f"gan.{k}": v for k, v in snap.gan_state.items()}
     state["data.rng"] = snap.data_state["rng"]
     state["data.position"] = snap.data_state["position"]
     state["train.step"] = snap.step
     state["train.epoch"] = snap.epochs_done
-    rows = steps[: snap.step]  # steps holds every step from 1 (restored on resume)
+    rows = history.steps[: snap.step]  # steps holds every step from 1 (restored on resume)
     state["log.step"] = np.asarray([r["step"] for r in rows], dtype=np.int64)
     state["log.epoch"] = np.asarray([r["epoch"] for r in rows], dtype=np.int64)
-    for k in METRICS:
+    for k in names:
         state[f"log.{k}"] = np.asarray([r[k] for r in rows], dtype=np.float64)
-    state["log.epochs"] = json.dumps([_json_row(r) for r in epochs[: snap.n_epoch_rows]])
+    state["log.epochs"] = json.dumps([_json_row(r) for r in history.epochs[: snap.n_epoch_rows]])
     return state
 
 
-def _steps_from_state(state: dict[str, Any]) -> list[dict[str, float]]:
-    cols = {k: np.asarray(state[f"log.{k}"]).reshape(-1) for k in ("step", "epoch", *METRICS)}
+def _steps_from_state(state: dict[str, Any], names) -> list[dict[str, float]]:
+    cols = {k: np.asarray(state[f"log.{k}"]).reshape(-1) for k in ("step", "epoch", *names)}
     return [
         {"step": int(cols["step"][i]), "epoch": int(cols["epoch"][i])}
-        | {k: float(cols[k][i]) for k in METRICS}
+        | {k: float(cols[k][i]) for k in names}
         for i in range(cols["step"].shape[0])
     ]
 
 
+class _Checkpointer:
+    """Snapshots of the training state between steps, and saving them to ``checkpoint.npz``."""
+
+    def __init__(self, trainer: _Trainer):
+        self.t = trainer
+        self.path = trainer.out_dir / CHECKPOINT_NAME
+        self.good: _Snapshot | None = None  # the last state known to be finite and consistent
+        self.last_saved_step = -1
+
+    def snapshot(self) -> _Snapshot:
+        t = self.t
+        return _Snapshot(
+            _copy_state(t.gan), t.loader.state_dict(), t.step, t.epochs_done, len(t.history.epochs)
+        )
+
+    def mark_good(self) -> _Snapshot:
+        self.good = self.snapshot()
+        return self.good
+
+    def save(self, snap: _Snapshot) -> Path:
+        t = self.t
+        state = _checkpoint_state(snap, t.history, t.names)
+        save_checkpoint(self.path, state, t.history.config)
+        t.history.artifacts["checkpoint"] = self.path
+        self.last_saved_step = snap.step
+        return self.path
+
+
+# ----------------------------------------------------------------------------------------------
+# Logs and pictures
+# ----------------------------------------------------------------------------------------------
 def _json_row(row: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for k, v in row.items():
@@ -326,7 +500,7 @@ def _json_row(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _write_logs(out_dir: Path, config, steps, epochs, artifacts) -> tuple[Path, Path]:
+def _write_logs(out_dir: Path, config, steps, epochs, artifacts, names) -> tuple[Path, Path]:
     log_json = out_dir / "log.json"
     log_csv = out_dir / "log.csv"
     head = json.dumps(
@@ -344,24 +518,448 @@ def _write_logs(out_dir: Path, config, steps, epochs, artifacts) -> tuple[Path, 
     tmp = log_csv.with_name(".log.csv.tmp")
     with open(tmp, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["step", "epoch", *METRICS])
+        w.writerow(["step", "epoch", *names])
         for r in steps:
-            w.writerow([r["step"], r["epoch"], *(repr(r[k]) for k in METRICS)])
+            w.writerow([r["step"], r["epoch"], *(repr(r[k]) for k in names)])
     os.replace(tmp, log_csv)
     return log_json, log_csv
 
 
-def _epoch_line(row: dict[str, Any], epochs: int) -> str:
-    return (
-        f"epoch {row['epoch']}/{epochs}: {row['steps']} steps, D loss {row['d_loss']:.4f}, "
-        f"G loss {row['g_loss']:.4f}, D(x) {row['d_real']:.3f}, D(G(z)) {row['d_fake']:.3f}, "
-        f"{row['seconds']:.1f} s"
-    )
+def _fmt(key: str, value: float, loss_digits: int = 4) -> str:
+    return f"{value:.{loss_digits if key.endswith('_loss') else 3}f}"
+
+
+def _epoch_line(row: dict[str, Any], epochs: int, names) -> str:
+    parts = ", ".join(f"{LABELS.get(k, k)} {_fmt(k, row[k])}" for k in names)
+    return f"epoch {row['epoch']}/{epochs}: {row['steps']} steps, {parts}, {row['seconds']:.1f} s"
+
+
+class _Artifacts:
+    """Sample grids from fixed noise, the loss plot, the GIF and the logs of one run."""
+
+    def __init__(self, trainer: _Trainer, seed: int):
+        t = self.t = trainer
+        gan = t.gan
+        self.samples_dir = t.out_dir / "samples"
+        t.history.artifacts["samples"] = self.samples_dir
+        host_dtype = np.float32 if "32" in str(gan.dtype) else np.float64
+        # One fixed noise batch: every epoch's grid shows the same 64 z, so the GIF shows each
+        # image taking shape. Its own generator: sampling never moves the training noise.
+        noise = np.random.default_rng([seed, 2]).standard_normal(
+            (N_SAMPLES, gan.latent_dim), host_dtype
+        )
+        self.z_fixed = gan.backend.asarray(noise, dtype=gan.dtype)
+        self.reference = getattr(gan.objective, "reference_lines", {})
+        self.last_plot = time.perf_counter()
+
+    def grid(self, name: str) -> Path:
+        gan = self.t.gan
+        images = gan.sample(N_SAMPLES, z=self.z_fixed)
+        images = gan.backend.xp.reshape(images, (N_SAMPLES, *gan.image_shape))  # (N, C, H, W)
+        path = save_image_grid(images, self.samples_dir / name)
+        self.t.history.artifacts["grid"] = path
+        return path
+
+    def write_logs(self, plot: bool = True) -> None:
+        h, art = self.t.history, self.t.history.artifacts
+        if h.steps and plot:
+            art["losses"] = plot_losses(
+                h.steps, self.t.out_dir / "losses.png", reference=self.reference
+            )
+            self.last_plot = time.perf_counter()
+        art["log_json"], art["log_csv"] = _write_logs(
+            self.t.out_dir, h.config, h.steps, h.epochs, art, self.t.names
+        )
+
+    def plot_due(self) -> bool:
+        """The plot takes ~0.3 s: refresh it at most every 30 s (and at the end)."""
+        return time.perf_counter() - self.last_plot > 30
+
+    def finish(self, mid_epoch: bool) -> None:
+        """The final grid (when stopped mid-epoch), the GIF and the logs."""
+        frames = sorted(self.samples_dir.glob("epoch_[0-9][0-9][0-9].png"))
+        if mid_epoch or not frames:
+            frames.append(self.grid(f"step_{self.t.step:06d}.png"))
+        self.t.history.artifacts["gif"] = make_gif(frames, self.t.out_dir / "progress.gif")
+        self.write_logs()
+
+
+class _Recorder:
+    """Per-step device results -> host rows, one transfer per log interval; NaN check."""
+
+    def __init__(self, trainer: _Trainer):
+        self.t = trainer
+        self.pending: list[tuple[int, int, dict[str, Any]]] = []
+
+    def add(self, step: int, epoch: int, out: dict[str, Any]) -> None:
+        self.pending.append((step, epoch, out))
+
+    def flush(self, check: bool = True) -> None:
+        """Copy the pending results to the host in one transfer; raise _Diverged on NaN/inf."""
+        if not self.pending:
+            return
+        xp, names = self.t.gan.backend.xp, self.t.names
+        stacked = xp.stack([xp.stack([out[k] for k in names]) for _, _, out in self.pending])
+        values = to_numpy(stacked).astype(np.float64)  # (L, n_metrics): the one host sync
+        rows = [
+            {"step": s, "epoch": e} | dict(zip(names, map(float, v), strict=True))
+            for (s, e, _), v in zip(self.pending, values, strict=True)
+        ]
+        self.pending.clear()
+        self.t.history.steps.extend(rows)
+        if check:
+            bad = ~np.isfinite(values).all(axis=1)
+            if bad.any():
+                raise _Diverged(rows[int(np.argmax(bad))])
+        last = rows[-1]
+        postfix = {LABELS.get(k, k): f"{last[k]:.3f}" for k in names}
+        self.t.bar.set_postfix(postfix, refresh=False)
 
 
 # ----------------------------------------------------------------------------------------------
-# The main job
+# The loop
 # ----------------------------------------------------------------------------------------------
+class _Trainer:
+    """The epochs of one run; owns the history, the step counter and the helpers above."""
+
+    def __init__(self, gan, loader, history, opts: dict[str, Any], seed: int, data_dir):
+        self.gan, self.loader, self.history, self.opts = gan, loader, history, opts
+        self.out_dir = history.out_dir
+        self.names = tuple(history.config["metrics"])
+        self.epochs = history.config["epochs"]
+        self.step = 0
+        self.epochs_done = 0
+        self.artifacts = _Artifacts(self, seed)
+        self.recorder = _Recorder(self)
+        self.checkpoints = _Checkpointer(self)
+        self.bar = None
+        self.diag = TrainingDiagnostics(
+            gan,
+            health=opts["health"],
+            metrics_every=opts["metrics_every"],
+            metrics_samples=opts["metrics_samples"],
+            data_dir=data_dir,
+            seed=seed,
+            out_dir=self.out_dir,
+            say=self.say,
+        )
+        history.health = self.diag.warnings
+
+    def say(self, line: str) -> None:
+        (self.bar.write if self.opts["progress"] and self.bar is not None else print)(line)
+
+    def restore(self, ck_state: dict[str, Any]) -> None:
+        self.step = int(ck_state["train.step"])
+        self.epochs_done = int(ck_state["train.epoch"])
+        self.history.steps = _steps_from_state(ck_state, self.names)
+        self.history.epochs = json.loads(ck_state["log.epochs"])
+
+    def done(self) -> bool:
+        max_steps = self.opts["max_steps"]
+        return self.epochs_done >= self.epochs or (max_steps is not None and self.step >= max_steps)
+
+    @property
+    def mid_epoch(self) -> bool:
+        return self.loader.position not in (0, len(self.loader))
+
+    def run(self) -> History:
+        from tqdm.auto import tqdm
+
+        max_steps = self.opts["max_steps"]
+        total = self.epochs * len(self.loader)
+        total = total if max_steps is None else min(max_steps, total)
+        self.checkpoints.mark_good()
+        self.bar = tqdm(
+            total=total,
+            initial=min(self.step, total),
+            disable=not self.opts["progress"],
+            unit="step",
+            dynamic_ncols=True,
+        )
+        try:
+            with _SigintGuard() as guard:
+                while not self.done() and self.run_epoch(guard):
+                    pass
+        except _StopRequested:
+            self.on_stop_requested()
+        except KeyboardInterrupt:  # a second Ctrl-C, or outside the main thread: mid-step
+            self.on_interrupt()
+            raise
+        except _Diverged as d:
+            self.on_diverged(d.row)
+        finally:
+            self.bar.close()
+        if self.step != self.checkpoints.last_saved_step:
+            self.checkpoints.save(self.checkpoints.snapshot())
+        self.artifacts.finish(self.mid_epoch)
+        return self.history
+
+    def run_epoch(self, guard: _SigintGuard) -> bool:
+        """One epoch (or the rest of it); False when stopped mid-epoch by max_steps."""
+        epoch = self.epochs_done + 1
+        self.bar.set_description(f"epoch {epoch}/{self.epochs}")
+        t0 = time.perf_counter()
+        log_every, max_steps = self.opts["log_every"], self.opts["max_steps"]
+        for real in self.loader:
+            out = self.gan.train_step(real)  # 0-d device arrays: no sync here
+            self.step += 1
+            self.recorder.add(self.step, epoch, out)
+            self.bar.update(1)
+            if self.step % log_every == 0:
+                # ---- at log interval: the only host sync inside an epoch ----
+                self.recorder.flush()
+                self.checkpoints.mark_good()
+                self.diag.on_log(self.step, self.history.steps[-log_every:])  # health checks
+            if guard.requested:
+                raise _StopRequested
+            if max_steps is not None and self.step >= max_steps:
+                break
+        self.recorder.flush()
+        if self.mid_epoch:
+            return False
+        self.end_epoch(epoch, time.perf_counter() - t0)
+        return True
+
+    def end_epoch(self, epoch: int, seconds: float) -> None:
+        """Summary row, grid, metrics, checkpoint and logs at an epoch's end."""
+        self.epochs_done += 1
+        rows = [r for r in self.history.steps if r["epoch"] == epoch]
+        summary: dict[str, Any] = {"epoch": epoch, "steps": len(rows)}
+        summary |= {k: float(np.mean([r[k] for r in rows])) for k in self.names}
+        summary["seconds"] = seconds
+        grid = (
+            self.artifacts.grid(f"epoch_{epoch:03d}.png")
+            if self.opts["sample_every_epoch"]
+            else None
+        )
+        summary["grid"] = str(grid) if grid else None
+        self.history.epochs.append(summary)
+        metrics_row = self.diag.on_epoch_end(epoch, self.step)  # every metrics_every epochs
+        if metrics_row is not None:
+            summary["metrics"] = metrics_row
+            self.history.artifacts.update(self.diag.artifacts)
+        good = self.checkpoints.mark_good()
+        if self.opts["checkpoint_every_epoch"]:
+            self.checkpoints.save(good)
+        self.artifacts.write_logs(plot=self.artifacts.plot_due())
+        self.say(_epoch_line(summary, self.epochs, self.names))
+
+    # -- how a run ends early ----------------------------------------------------------------
+    def on_stop_requested(self) -> None:
+        """First Ctrl-C: save the last completed step, then raise KeyboardInterrupt."""
+        try:
+            self.recorder.flush()
+            self.checkpoints.mark_good()
+        except _Diverged:
+            pass
+        self.bar.close()
+        good = self.checkpoints.good
+        path = self.checkpoints.save(good)
+        self.artifacts.write_logs()
+        print(
+            f"Interrupted: saved step {good.step} to {path}; continue with "
+            f"resume='{path}' (CLI: --resume {path}).",
+            file=sys.stderr,
+        )
+        raise KeyboardInterrupt from None
+
+    def on_interrupt(self) -> None:
+        self.bar.close()
+        self.recorder.pending.clear()
+        good = self.checkpoints.good
+        path = self.checkpoints.save(good)
+        self.artifacts.write_logs()
+        print(f"Interrupted: saved step {good.step} to {path}.", file=sys.stderr)
+
+    def on_diverged(self, row: dict[str, Any]) -> None:
+        """Save the last good state (if finite) and raise NonFiniteLossError."""
+        self.bar.close()
+        self.recorder.pending.clear()
+        good, saved = self.checkpoints.good, None
+        if _state_finite(good.gan_state, self.gan.backend.xp):
+            saved = self.checkpoints.save(good)
+        elif self.checkpoints.path.exists():
+            saved = self.checkpoints.path
+        self.artifacts.write_logs()
+        bad = ", ".join(f"{k}={row[k]}" for k in self.names)
+        where = (
+            f"saved the last good state (step {good.step}) to {saved}"
+            if saved
+            else "no good state could be saved"
+        )
+        lr = self.gan.preset.lr if self.gan.preset is not None else None
+        hint = f" (lr={lr:g}; try lr={lr / 4:g})" if lr else ""
+        raise NonFiniteLossError(
+            f"non-finite loss at step {row['step']} (epoch {row['epoch']}): {bad}; training "
+            f"stopped and {where}. Likely causes: a learning rate too high{hint}, the saturating "
+            "G loss, or data outside [-1, 1]. Losses are checked every log_every steps, so the "
+            "first bad step is at most log_every steps before the check.",
+            step=row["step"],
+            checkpoint=saved,
+        ) from None
+
+
+# ----------------------------------------------------------------------------------------------
+# The entry points
+# ----------------------------------------------------------------------------------------------
+def _loop_options(**opts: Any) -> dict[str, Any]:
+    """Check the loop's own options (log_every, max_steps, metrics...)."""
+    _check_int("log_every", opts["log_every"], 1)
+    _check_int("max_steps", opts["max_steps"], 1, allow_none=True)
+    _check_int("metrics_every", opts["metrics_every"], 1, allow_none=True)
+    _check_int("metrics_samples", opts["metrics_samples"], 10)
+    return opts
+
+
+def train(
+    preset: str | Preset = "default",
+    dataset: str = "mnist",
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    device: Any = "auto",
+    seed: int = 0,
+    data_dir: str | os.PathLike | None = None,
+    out_dir: str | os.PathLike | None = None,
+    resume: str | os.PathLike | None = None,
+    progress: bool = True,
+    *,
+    log_every: int = 50,
+    sample_every_epoch: bool = True,
+    max_steps: int | None = None,
+    limit: int | None = None,
+    checkpoint_every_epoch: bool = True,
+    health: bool = True,
+    metrics_every: int | None = None,
+    metrics_samples: int = 2000,
+    **overrides: Any,
+) -> History:
+    """Train a preset's GAN on a dataset and write its pictures, log and checkpoints.
+
+    Parameters
+    ----------
+    preset : str or Preset
+        A name of :data:`minigan.presets.PRESETS` (``minigan presets`` lists them) or a
+        :class:`~minigan.presets.Preset`.
+    dataset : str
+        A name of :data:`minigan.data.DATASETS` ("mnist", "fashion-mnist", ...).
+    epochs : int, optional
+        Total epochs (passes over the data); a resumed run continues up to this number.
+        None: the preset's.
+    batch_size : int, optional
+        Real images per step (and as many fakes); 1 <= batch_size <= training set size.
+        None: the preset's (a resumed run: the checkpoint's).
+    device : {"auto", "cpu", "gpu"} or a device object
+        ``"auto"`` uses CuPy when it sees a GPU, else NumPy.
+    seed : int
+        Seeds the weights, the noise, the data order and the fixed sample noise.
+    data_dir : path, optional
+        The data root holding ``<dataset folder>/`` (or, for MNIST, the folder of its files);
+        default ``$MINIGAN_DATA_DIR``, else the user cache dir (:func:`minigan.data.load`).
+    out_dir : path, optional
+        Where everything is written; default ``./runs/<dataset>-<YYYYmmdd-HHMMSS>``, or the
+        checkpoint's directory when resuming.
+    resume : path, optional
+        A ``checkpoint.npz`` to continue from. The run's settings (preset, batch_size, seed,
+        limit and the overrides) come from the checkpoint; arguments left at their defaults
+        are ignored, and one that contradicts the checkpoint raises ``ValueError``.
+    progress : bool
+        Show a tqdm bar with the step's metrics (D loss, G loss, D(x), D(G(z)) for BCE).
+        Without it, one line per epoch is printed instead.
+    log_every : int
+        Steps between host transfers of the losses (bar update and NaN check).
+    sample_every_epoch : bool
+        Write ``samples/epoch_NNN.png`` after each epoch.
+    max_steps : int, optional
+        Stop after this many steps in total (counting those before a resume), e.g. for tests
+        and the lessons' small mode. All artifacts and a final checkpoint are still written.
+    limit : int, optional
+        Train on the first ``limit`` training images only (small mode).
+    checkpoint_every_epoch : bool
+        Save ``checkpoint.npz`` after every epoch (it is always saved at the end).
+    health : bool
+        Run the health checks of :class:`minigan.health.HealthMonitor` at every log interval
+        (D winning, D(G(z)) stuck near 0, G loss rising, exploding gradients) and print each
+        warning once, with a suggested fix.
+    metrics_every : int, optional
+        Every this many epochs, score ``metrics_samples`` images from fixed noise with the MNIST
+        classifier (Inception score, Frechet classifier distance, digits covered; also checks
+        for mode collapse), print one line, store it in ``History.epochs[i]["metrics"]`` and
+        plot ``metrics.png``. The first use trains and caches the classifier (about a minute).
+    metrics_samples : int
+        Images per metrics evaluation (>= 10; default 2000).
+    **overrides
+        Preset fields or shortcuts (``lr=1e-4``, ``g_loss="saturating"``,
+        ``g_hidden=(128,)``, ``objective="minimax"``...; see
+        :meth:`minigan.presets.Preset.with_overrides`) or ``dtype``.
+
+    Returns
+    -------
+    History
+        ``gan``, ``steps``, ``epochs``, ``artifacts`` (paths written), ``out_dir``, ``config``.
+
+    Raises
+    ------
+    ValueError
+        Bad arguments (``batch_size <= 0`` or larger than the data, unknown preset, dataset
+        or preset field, ...), an ``out_dir`` that is not writable (raised before any work),
+        a resume checkpoint that is truncated, foreign, from another dataset, or does not
+        match the model; a data folder holding another dataset's files.
+    RuntimeError
+        ``device="gpu"`` without CuPy or a GPU.
+    DatasetNotFoundError
+        No data files and no way to download them.
+    NonFiniteLossError
+        A loss became NaN/inf; raised after the last good state was saved to the checkpoint.
+    KeyboardInterrupt
+        Re-raised after Ctrl-C, once a checkpoint of the last completed step was saved.
+
+    Notes
+    -----
+    Losses are copied to the host every ``log_every`` steps and at the end of each epoch, so
+    NaN/inf is detected there (a per-step check would make a GPU wait after every step). The
+    saved state is the one at the last check whose losses were all finite.
+
+    ``losses.png`` is redrawn at an epoch's end at most every 30 s (drawing takes a few
+    tenths of a second) and always at the end; ``log.json``/``log.csv`` after every epoch.
+
+    Resuming reproduces an uninterrupted run exactly (bit-identical on CPU): the checkpoint
+    holds the weights, Adam's moments and step counts, the noise generator's state, the data
+    generator's state at the start of the current epoch and the number of batches already
+    taken from it.
+    """
+    opts = _loop_options(
+        log_every=log_every, max_steps=max_steps, metrics_every=metrics_every,
+        metrics_samples=metrics_samples, progress=progress, health=health,
+        sample_every_epoch=sample_every_epoch, checkpoint_every_epoch=checkpoint_every_epoch,
+    )  # fmt: skip
+    s = _settings(preset, dataset, epochs, batch_size, seed, limit, resume, overrides)
+    if metrics_every is not None and not s.dataset.classifier_metrics:
+        raise ValueError(
+            f"metrics_every: the classifier metrics exist only for "
+            f"{[d for d, i in DATASETS.items() if i.classifier_metrics]} so far, "
+            f"not {s.dataset.name!r}; leave metrics_every out"
+        )
+    backend: Backend = resolve_device(device)  # RuntimeError for "gpu" without CuPy
+    if out_dir is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        out_dir = s.resume.parent if s.resume else Path("runs") / f"{s.dataset.name}-{stamp}"
+    out_dir = Path(out_dir)
+    created = _prepare_out_dir(out_dir)
+    try:
+        gan, loader = _build(s, backend, data_dir)
+    except BaseException:
+        if created and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        raise
+    config = _config(s, gan, loader, opts, backend, data_dir)
+    history = History(gan=gan, out_dir=out_dir, config=config)
+    trainer = _Trainer(gan, loader, history, opts, s.seed, data_dir)
+    if s.ck_state is not None:
+        trainer.restore(s.ck_state)
+        s.ck_state = None  # free the host copy
+    return trainer.run()
+
+
 def train_mnist(
     epochs: int = 30,
     batch_size: int = 64,
@@ -383,7 +981,10 @@ def train_mnist(
     metrics_samples: int = 2000,
     **overrides: Any,
 ) -> History:
-    """Train a GAN on the real MNIST training set and write its pictures, log and checkpoints.
+    """Train a GAN on the real MNIST training set: ``train(preset, "mnist", ...)``.
+
+    minigan 0.1's entry point, with its signature, defaults, artifacts, log keys and exact
+    resume; :func:`train` takes any preset and dataset.
 
     Parameters
     ----------
@@ -470,290 +1071,11 @@ def train_mnist(
     generator's state at the start of the current epoch and the number of batches already
     taken from it.
     """
-    # ---- validate everything cheap first: nothing is written if an argument is wrong ----
     _check_int("epochs", epochs, 1)
     _check_int("batch_size", batch_size, 1)
-    _check_int("log_every", log_every, 1)
-    _check_int("max_steps", max_steps, 1, allow_none=True)
-    _check_int("limit", limit, 1, allow_none=True)
-    _check_int("seed", seed, 0)
-    _check_int("metrics_every", metrics_every, 1, allow_none=True)
-    _check_int("metrics_samples", metrics_samples, 10)
-    preset_name, overrides = _split_preset(preset, overrides)
-    _check_overrides(overrides)
-    backend: Backend = resolve_device(device)  # RuntimeError for "gpu" without CuPy
-
-    ck_state: dict[str, Any] | None = None
-    if resume is not None:
-        resume = Path(resume)
-        ck_state, ck_config = load_checkpoint(resume)
-        given = {"preset": preset_name, "batch_size": batch_size, "seed": seed, "limit": limit}
-        settings, overrides = _reconcile_resume(given, overrides, ck_state, ck_config, resume)
-        preset_name, batch_size, seed, limit = (settings[k] for k in RUN_SETTINGS)
-
-    n_train = MNIST_SIZES["train"] if limit is None else min(limit, MNIST_SIZES["train"])
-    if batch_size > n_train:
-        raise ValueError(
-            f"batch_size: expected <= {n_train} (the number of training images"
-            f"{' with limit=' + str(limit) if limit else ''}), got {batch_size}"
-        )
-    if out_dir is None:
-        if resume is not None:
-            out_dir = resume.parent
-        else:
-            out_dir = Path("runs") / time.strftime("mnist-%Y%m%d-%H%M%S")
-    out_dir = Path(out_dir)
-    created = _prepare_out_dir(out_dir)
-
-    try:
-        images, _ = load_mnist("train", root=data_dir)
-        x = preprocess(images[:n_train])
-        del images
-        try:
-            gan = build_gan(preset_name, device=backend, seed=seed, **overrides)
-        except TypeError as e:
-            raise ValueError(f"cannot build the GAN: {e}") from e
-        loader = BatchIterator(
-            x, batch_size, device=backend, dtype=gan.dtype, seed=np.random.default_rng([seed, 1])
-        )
-        del x
-        if ck_state is not None:
-            restore_gan(gan, ck_state, resume)
-            loader.load_state_dict(
-                {"rng": ck_state["data.rng"], "position": ck_state["data.position"]}
-            )
-    except BaseException:
-        if created and not any(out_dir.iterdir()):
-            out_dir.rmdir()
-        raise
-
-    config = {
-        "kind": "minigan.train_mnist",
-        "preset": preset_name,
-        "overrides": {k: _jsonable(v) for k, v in overrides.items()},
-        "batch_size": int(batch_size),
-        "seed": int(seed),
-        "limit": limit,
-        "epochs": int(epochs),
-        "max_steps": max_steps,
-        "log_every": int(log_every),
-        "device": backend.name,
-        "dtype": str(gan.dtype),
-        "n_train": int(n_train),
-        "steps_per_epoch": len(loader),
-        "data_dir": str(Path(data_dir) if data_dir is not None else default_data_dir()),
-        "preset_fields": {k: _jsonable(v) for k, v in gan.preset.to_dict().items()},
-    }
-    from . import __version__
-
-    config["minigan_version"] = __version__
-
-    history = History(gan=gan, out_dir=out_dir, config=config)
-    step = 0
-    epochs_done = 0
-    if ck_state is not None:
-        step = int(ck_state["train.step"])
-        epochs_done = int(ck_state["train.epoch"])
-        history.steps = _steps_from_state(ck_state)
-        history.epochs = json.loads(ck_state["log.epochs"])
-        ck_state = None  # free the host copy
-
-    samples_dir = out_dir / "samples"
-    checkpoint_path = out_dir / CHECKPOINT_NAME
-    art = history.artifacts
-    art["samples"] = samples_dir
-    host_dtype = np.float32 if "32" in str(gan.dtype) else np.float64
-    # One fixed noise batch: every epoch's grid shows the same 64 z, so the GIF shows each
-    # digit taking shape. Its own generator: sampling never moves the training noise.
-    z_fixed = gan.backend.asarray(
-        np.random.default_rng([seed, 2]).standard_normal((N_SAMPLES, gan.latent_dim), host_dtype),
-        dtype=gan.dtype,
-    )
-    xp = gan.backend.xp
-    steps_per_epoch = len(loader)
-    total = (
-        epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
-    )
-
-    def done() -> bool:
-        return epochs_done >= epochs or (max_steps is not None and step >= max_steps)
-
-    def snapshot() -> _Snapshot:
-        return _Snapshot(
-            _copy_state(gan), loader.state_dict(), step, epochs_done, len(history.epochs)
-        )
-
-    def save(snap: _Snapshot) -> Path:
-        save_checkpoint(
-            checkpoint_path, _checkpoint_state(snap, history.steps, history.epochs), config
-        )
-        art["checkpoint"] = checkpoint_path
-        return checkpoint_path
-
-    def grid(name: str) -> Path:
-        path = save_image_grid(gan.sample(N_SAMPLES, z=z_fixed), samples_dir / name)
-        art["grid"] = path
-        return path
-
-    last_plot = [time.perf_counter()]
-
-    def write_logs(plot: bool = True) -> None:
-        if history.steps and plot:
-            art["losses"] = plot_losses(history.steps, out_dir / "losses.png")
-            last_plot[0] = time.perf_counter()
-        art["log_json"], art["log_csv"] = _write_logs(
-            out_dir, config, history.steps, history.epochs, art
-        )
-
-    pending: list[tuple[int, int, dict[str, Any]]] = []  # device results since the last flush
-
-    def flush(check: bool = True) -> None:
-        """Copy the pending per-step results to the host in one transfer; check finiteness."""
-        if not pending:
-            return
-        stacked = xp.stack([xp.stack([out[k] for k in METRICS]) for _, _, out in pending])
-        values = to_numpy(stacked).astype(np.float64)  # (L, 4): the one host sync
-        rows = [
-            {"step": s, "epoch": e} | dict(zip(METRICS, map(float, v), strict=True))
-            for (s, e, _), v in zip(pending, values, strict=True)
-        ]
-        pending.clear()
-        history.steps.extend(rows)
-        if check:
-            bad = ~np.isfinite(values).all(axis=1)
-            if bad.any():
-                raise _Diverged(rows[int(np.argmax(bad))])
-        last = rows[-1]
-        bar.set_postfix(
-            {
-                "D loss": f"{last['d_loss']:.3f}",
-                "G loss": f"{last['g_loss']:.3f}",
-                "D(x)": f"{last['d_real']:.3f}",
-                "D(G(z))": f"{last['d_fake']:.3f}",
-            },
-            refresh=False,
-        )
-
-    from tqdm.auto import tqdm
-
-    good = snapshot()  # the last state known to be finite and consistent
-    bar = tqdm(
-        total=total, initial=min(step, total), disable=not progress, unit="step", dynamic_ncols=True
-    )
-    say = bar.write if progress else print
-    diag = TrainingDiagnostics(
-        gan,
-        health=health,
-        metrics_every=metrics_every,
-        metrics_samples=metrics_samples,
-        data_dir=data_dir,
-        seed=seed,
-        out_dir=out_dir,
-        say=say,
-    )
-    history.health = diag.warnings
-    last_saved_step = -1
-    try:
-        with _SigintGuard() as guard:
-            while not done():
-                epoch = epochs_done + 1
-                bar.set_description(f"epoch {epoch}/{epochs}")
-                t0 = time.perf_counter()
-                for real in loader:
-                    out = gan.train_step(real)  # 0-d device arrays: no sync here
-                    step += 1
-                    pending.append((step, epoch, out))
-                    bar.update(1)
-                    if step % log_every == 0:
-                        # ---- at log interval: the only host sync inside an epoch ----
-                        flush()
-                        good = snapshot()
-                        diag.on_log(step, history.steps[-log_every:])  # health checks
-                    if guard.requested:
-                        raise _StopRequested
-                    if max_steps is not None and step >= max_steps:
-                        break
-                flush()
-                if loader.position not in (0, steps_per_epoch):
-                    break  # stopped mid-epoch by max_steps
-                # ---- at epoch end ----
-                epochs_done += 1
-                rows = [r for r in history.steps if r["epoch"] == epoch]
-                summary: dict[str, Any] = {"epoch": epoch, "steps": len(rows)}
-                summary |= {k: float(np.mean([r[k] for r in rows])) for k in METRICS}
-                summary["seconds"] = time.perf_counter() - t0
-                summary["grid"] = (
-                    str(grid(f"epoch_{epoch:03d}.png")) if sample_every_epoch else None
-                )
-                history.epochs.append(summary)
-                metrics_row = diag.on_epoch_end(epoch, step)  # every metrics_every epochs
-                if metrics_row is not None:
-                    summary["metrics"] = metrics_row
-                    art.update(diag.artifacts)
-                good = snapshot()
-                if checkpoint_every_epoch:
-                    save(good)
-                    last_saved_step = step
-                # The plot takes ~0.3 s: refresh it at most every 30 s (and at the end).
-                write_logs(plot=time.perf_counter() - last_plot[0] > 30)
-                say(_epoch_line(summary, epochs))
-    except _StopRequested:
-        try:
-            flush()
-            good = snapshot()
-        except _Diverged:
-            pass
-        bar.close()
-        path = save(good)
-        write_logs()
-        print(
-            f"Interrupted: saved step {good.step} to {path}; continue with "
-            f"resume='{path}' (CLI: --resume {path}).",
-            file=sys.stderr,
-        )
-        raise KeyboardInterrupt from None
-    except KeyboardInterrupt:  # a second Ctrl-C, or outside the main thread: mid-step
-        bar.close()
-        pending.clear()
-        path = save(good)
-        write_logs()
-        print(f"Interrupted: saved step {good.step} to {path}.", file=sys.stderr)
-        raise
-    except _Diverged as d:
-        bar.close()
-        pending.clear()
-        saved: Path | None = None
-        if _state_finite(good.gan_state, xp):
-            saved = save(good)
-        elif checkpoint_path.exists():
-            saved = checkpoint_path
-        write_logs()
-        row = d.row
-        bad = ", ".join(f"{k}={row[k]}" for k in METRICS)
-        where = (
-            f"saved the last good state (step {good.step}) to {saved}"
-            if saved
-            else ("no good state could be saved")
-        )
-        raise NonFiniteLossError(
-            f"non-finite loss at step {row['step']} (epoch {row['epoch']}): {bad}; training "
-            f"stopped and {where}. Likely causes: a learning rate too high (lr="
-            f"{gan.preset.lr:g}; try lr={gan.preset.lr / 4:g}), the saturating G loss, or "
-            "data outside [-1, 1]. Losses are checked every log_every steps, so the first bad "
-            "step is at most log_every steps before the check.",
-            step=row["step"],
-            checkpoint=saved,
-        ) from None
-    finally:
-        bar.close()
-
-    # ---- the end: final grid, checkpoint, GIF, plots, logs ----
-    epoch_grids = sorted(samples_dir.glob("epoch_[0-9][0-9][0-9].png"))
-    frames = list(epoch_grids)
-    if loader.position not in (0, steps_per_epoch) or not frames:
-        frames.append(grid(f"step_{step:06d}.png"))  # stopped mid-epoch: one more grid
-    if step != last_saved_step:
-        save(snapshot())
-    art["gif"] = make_gif(frames, out_dir / "progress.gif")
-    write_logs()
-    return history
+    return train(
+        preset, "mnist", epochs, batch_size, device, seed, data_dir, out_dir, resume, progress,
+        log_every=log_every, sample_every_epoch=sample_every_epoch, max_steps=max_steps,
+        limit=limit, checkpoint_every_epoch=checkpoint_every_epoch, health=health,
+        metrics_every=metrics_every, metrics_samples=metrics_samples, **overrides,
+    )  # fmt: skip

@@ -16,7 +16,14 @@ import numpy as np
 
 from .backend import to_numpy
 
-__all__ = ["to_uint8", "image_grid", "save_image_grid", "plot_losses", "make_gif"]
+__all__ = [
+    "to_uint8",
+    "image_grid",
+    "save_image_grid",
+    "plot_losses",
+    "make_gif",
+    "BCE_REFERENCE",
+]
 
 
 def to_uint8(images) -> np.ndarray:
@@ -30,12 +37,31 @@ def to_uint8(images) -> np.ndarray:
     return np.round((np.clip(x, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
 
 
+def _as_nhwc(pix: np.ndarray, side: int | None) -> np.ndarray:
+    """uint8 images (N, D), (N, H, W) or (N, C, H, W) with C in {1, 3} -> (N, H, W, C)."""
+    if pix.ndim == 2:
+        n, d = pix.shape
+        s = side or math.isqrt(d)
+        if s * s != d:
+            raise ValueError(f"images: {d} values per image is not a square image; pass side=")
+        pix = pix.reshape(n, s, s)
+    if pix.ndim == 3:
+        pix = pix[:, None]
+    if pix.ndim != 4 or pix.shape[0] == 0 or pix.shape[1] not in (1, 3):
+        raise ValueError(
+            "images: expected shape (N, D), (N, H, W) or (N, C, H, W) with C = 1 or 3 and "
+            f"N >= 1, got {pix.shape}"
+        )
+    return np.transpose(pix, (0, 2, 3, 1))
+
+
 def image_grid(images, nrow: int = 8, padding: int = 2, side: int | None = None) -> np.ndarray:
-    """Tile images into one grayscale picture.
+    """Tile images into one picture: grayscale for one channel, RGB for three.
 
     Parameters
     ----------
-    images : array (N, side*side) or (N, side, side), values in [-1, 1], any backend
+    images : array (N, side*side), (N, H, W) or (N, C, H, W) with C = 1 or 3, values in
+        [-1, 1], any backend
     nrow : int
         Images per row (as ``torchvision.utils.make_grid``).
     padding : int
@@ -45,50 +71,45 @@ def image_grid(images, nrow: int = 8, padding: int = 2, side: int | None = None)
 
     Returns
     -------
-    numpy.ndarray uint8 (rows * (side + padding) + padding, nrow * (side + padding) + padding)
+    numpy.ndarray uint8 (rows * (H + padding) + padding, ncol * (W + padding) + padding), with a
+    last axis of 3 for RGB images
 
     Raises
     ------
     ValueError
-        Empty input, flat vectors that are not square images, or ``nrow < 1``.
+        Empty input, flat vectors that are not square images, a channel count other than 1 or
+        3, or ``nrow < 1``.
     """
-    pix = to_uint8(images)
-    if pix.ndim == 2:
-        n, d = pix.shape
-        s = side or math.isqrt(d)
-        if s * s != d:
-            raise ValueError(f"images: {d} values per image is not a square image; pass side=")
-        pix = pix.reshape(n, s, s)
-    if pix.ndim != 3 or pix.shape[0] == 0:
-        raise ValueError(f"images: expected shape (N, D) or (N, H, W) with N >= 1, got {pix.shape}")
+    pix = _as_nhwc(to_uint8(images), side)
     if nrow < 1:
         raise ValueError(f"nrow: expected >= 1, got {nrow}")
-    n, h, w = pix.shape
+    n, h, w, c = pix.shape
     ncol = min(nrow, n)
     rows = -(-n // ncol)
-    grid = np.zeros((rows * (h + padding) + padding, ncol * (w + padding) + padding), np.uint8)
+    grid = np.zeros((rows * (h + padding) + padding, ncol * (w + padding) + padding, c), np.uint8)
     for i in range(n):
-        r, c = divmod(i, ncol)
-        y, x = padding + r * (h + padding), padding + c * (w + padding)
+        r, col = divmod(i, ncol)
+        y, x = padding + r * (h + padding), padding + col * (w + padding)
         grid[y : y + h, x : x + w] = pix[i]
-    return grid
+    return grid[:, :, 0] if c == 1 else grid
 
 
 def save_image_grid(
     images, path: str | os.PathLike, nrow: int = 8, *, padding: int = 2, scale: int = 2
 ) -> Path:
-    """Write a grid of images in [-1, 1] as a grayscale PNG.
+    """Write a grid of images in [-1, 1] as a PNG (grayscale, or RGB for 3 channels).
 
     Parameters
     ----------
-    images : array (N, 784) or (N, 28, 28), values in [-1, 1] (e.g. ``gan.sample(64)``)
+    images : array (N, 784), (N, 28, 28) or (N, C, H, W), values in [-1, 1]
+        (e.g. ``gan.sample(64)``)
     path : output ``.png`` path (parent directories are created)
     nrow : int
         Images per row.
     padding : int
         Border pixels between images.
     scale : int
-        Integer upscaling (nearest neighbour) so the digits are easy to see.
+        Integer upscaling (nearest neighbour) so the images are easy to see.
 
     Returns
     -------
@@ -97,7 +118,7 @@ def save_image_grid(
     Raises
     ------
     ValueError
-        ``images`` not (N, D) with D a square number or (N, H, W), or N = 0; ``nrow < 1``.
+        ``images`` of a shape :func:`image_grid` refuses; ``nrow < 1``.
     OSError
         ``path`` cannot be created or written.
     """
@@ -105,7 +126,7 @@ def save_image_grid(
 
     grid = image_grid(images, nrow=nrow, padding=padding)
     if scale > 1:
-        grid = np.kron(grid, np.ones((scale, scale), np.uint8))
+        grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(grid).save(path, optimize=True)
@@ -119,18 +140,47 @@ def _moving_average(y: np.ndarray, window: int) -> np.ndarray:
     return np.convolve(y, kernel, mode="valid")
 
 
+#: minigan 0.1's reference lines, for callers that pass no ``reference`` (the BCE games).
+BCE_REFERENCE = {"d_loss": 2 * math.log(2), "d_real": 0.5, "d_fake": 0.5}
+_LABELS = {"d_loss": "D loss", "g_loss": "G loss", "d_real": "D(x)", "d_fake": "D(G(z))"}
+
+
+def _plot_panel(ax, x, steps, keys, window, reference) -> None:
+    colors = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")
+    for key, color in zip(keys, colors * len(keys), strict=False):
+        y = np.asarray([s[key] for s in steps], dtype=np.float64)
+        label = _LABELS.get(key, key)
+        if window > 1 and y.size >= window:
+            ax.plot(x, y, color=color, alpha=0.25, linewidth=0.6)
+            xs = x[window - 1 :]
+            ax.plot(xs, _moving_average(y, window), color=color, label=label, linewidth=1.4)
+        else:
+            ax.plot(x, y, color=color, label=label, linewidth=1.2)
+    for value in sorted({reference[k] for k in keys if k in reference}):
+        ax.axhline(value, color="gray", linestyle="--", linewidth=0.8)
+    ax.legend(loc="upper right")
+    ax.grid(alpha=0.3)
+
+
 def plot_losses(
-    steps: Sequence[Mapping[str, float]], path: str | os.PathLike, smooth: int | None = None
+    steps: Sequence[Mapping[str, float]],
+    path: str | os.PathLike,
+    smooth: int | None = None,
+    *,
+    reference: Mapping[str, float] | None = None,
 ) -> Path:
-    """Plot D and G losses (top) and D(x), D(G(z)) (bottom) against the step, as a PNG.
+    """Plot the losses (top) and the other per-step metrics (bottom) against the step, as a PNG.
 
     Parameters
     ----------
-    steps : sequence of dicts with keys ``step, d_loss, g_loss, d_real, d_fake``
-        (``History.steps``).
+    steps : sequence of dicts with ``step`` and the metrics (``History.steps``)
+        Keys ending in ``_loss`` go to the top panel, the others (but ``epoch``) below.
     path : output ``.png`` path
     smooth : int, optional
         Moving-average window drawn over the raw curves; default ``len(steps) // 50``.
+    reference : dict of metric -> value, optional
+        Dashed lines (``Objective.reference_lines``); default :data:`BCE_REFERENCE`, the
+        equilibrium of the BCE games; ``{}`` for none.
 
     Returns
     -------
@@ -141,44 +191,38 @@ def plot_losses(
     ValueError
         ``steps`` is empty.
     KeyError
-        A step lacks one of ``step, d_loss, g_loss, d_real, d_fake``.
+        A step lacks ``step`` or a metric of the first step.
     OSError
         ``path`` cannot be created or written.
 
     Notes
     -----
     At the equilibrium of the GAN game D(x) = D(G(z)) = 1/2 and the D loss is
-    ``2 log 2 ~= 1.386`` (Goodfellow et al. 2014, Thm. 1); dashed lines mark those values.
+    ``2 log 2 ~= 1.386`` (Goodfellow et al. 2014, Thm. 1). The y axes follow the data; the
+    bottom one is fixed to [0, 1] when every value there is a probability.
     """
     from matplotlib.figure import Figure
 
     if len(steps) == 0:
         raise ValueError("steps: nothing to plot (empty list)")
+    reference = BCE_REFERENCE if reference is None else reference
+    keys = [k for k in steps[0] if k not in ("step", "epoch")]
+    losses = [k for k in keys if k.endswith("_loss")]
+    others = [k for k in keys if not k.endswith("_loss")]
     x = np.asarray([s["step"] for s in steps], dtype=np.float64)
     window = smooth if smooth is not None else max(1, len(steps) // 50)
-    fig = Figure(figsize=(8, 6), dpi=100, layout="constrained")
-    ax_loss, ax_d = fig.subplots(2, 1, sharex=True)
-    for ax, keys, labels in (
-        (ax_loss, ("d_loss", "g_loss"), ("D loss", "G loss")),
-        (ax_d, ("d_real", "d_fake"), ("D(x)", "D(G(z))")),
-    ):
-        for key, label, color in zip(keys, labels, ("tab:blue", "tab:orange"), strict=True):
-            y = np.asarray([s[key] for s in steps], dtype=np.float64)
-            if window > 1 and y.size >= window:
-                ax.plot(x, y, color=color, alpha=0.25, linewidth=0.6)
-                xs = x[window - 1 :]
-                ax.plot(xs, _moving_average(y, window), color=color, label=label, linewidth=1.4)
-            else:
-                ax.plot(x, y, color=color, label=label, linewidth=1.2)
-        ax.legend(loc="upper right")
-        ax.grid(alpha=0.3)
-    ax_loss.axhline(2 * math.log(2), color="gray", linestyle="--", linewidth=0.8)
-    ax_loss.set_ylabel("loss")
-    ax_d.axhline(0.5, color="gray", linestyle="--", linewidth=0.8)
-    ax_d.set_ylim(-0.02, 1.02)
-    ax_d.set_ylabel("mean discriminator output")
-    ax_d.set_xlabel("step")
-    ax_loss.set_title("GAN training")
+    fig = Figure(figsize=(8, 6 if others else 3.5), dpi=100, layout="constrained")
+    axes = fig.subplots(2 if others else 1, 1, sharex=True, squeeze=False)[:, 0]
+    _plot_panel(axes[0], x, steps, losses, window, reference)
+    axes[0].set_ylabel("loss")
+    axes[0].set_title("GAN training")
+    if others:
+        _plot_panel(axes[1], x, steps, others, window, reference)
+        values = np.asarray([[s[k] for k in others] for s in steps], dtype=np.float64)
+        if np.all((values >= 0) & (values <= 1)):
+            axes[1].set_ylim(-0.02, 1.02)
+        axes[1].set_ylabel("mean discriminator output")
+    axes[-1].set_xlabel("step")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
@@ -192,6 +236,8 @@ def make_gif(
     hold_last_ms: int = 1500,
 ) -> Path:
     """Join PNG frames (e.g. the per-epoch sample grids) into an animated, looping GIF.
+
+    Grey frames stay grey; RGB frames are kept in colour (Pillow picks a palette per frame).
 
     Parameters
     ----------
@@ -217,7 +263,9 @@ def make_gif(
     frames = []
     for p in paths:
         with Image.open(p) as im:
-            frames.append(im.convert("L"))
+            frames.append(im.convert("L" if im.mode in ("L", "1", "P") else "RGB"))
+    if len({f.mode for f in frames}) > 1:
+        frames = [f.convert("RGB") for f in frames]
     durations = [duration_ms] * (len(frames) - 1) + [hold_last_ms]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

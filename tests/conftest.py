@@ -22,13 +22,12 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from minigan.backend import Backend, array_namespace, cupy_available, resolve_device, to_numpy
-from minigan.data import MNIST_FILES
+from minigan.data import dataset_dir, get_dataset
 
 HAS_STRICT = importlib.util.find_spec("array_api_strict") is not None
 HAS_CUPY_GPU = cupy_available()
@@ -182,11 +181,40 @@ def require_torch():
     )
 
 
-# Real MNIST (CI: ../shared/data/mnist through MINIGAN_DATA_DIR); tests that need it skip without.
-MNIST_DIR = os.environ.get("MINIGAN_DATA_DIR")
+# The README's test command passes a relative MINIGAN_DATA_DIR, and some tests chdir: make it
+# absolute once, at session start, so every test sees the same folder.
+if os.environ.get("MINIGAN_DATA_DIR") and not os.path.isabs(os.environ["MINIGAN_DATA_DIR"]):
+    os.environ["MINIGAN_DATA_DIR"] = os.path.abspath(os.environ["MINIGAN_DATA_DIR"])
+
+
+def _data_folder(name: str, flat_ok: bool = False) -> str | None:
+    """The folder of a dataset's files under $MINIGAN_DATA_DIR, or None.
+
+    ``flat_ok``: $MINIGAN_DATA_DIR may be the folder of the files itself (minigan 0.1's MNIST
+    layout); otherwise the folder must carry the dataset's folder name (Fashion-MNIST's files
+    share MNIST's names, so a flat MNIST folder is no Fashion-MNIST folder).
+    """
+    root = os.environ.get("MINIGAN_DATA_DIR")
+    if not root:
+        return None
+    info = get_dataset(name)
+    folder = dataset_dir(info, root)
+    if not flat_ok and folder.name != info.folder:
+        return None
+    return str(folder) if all((folder / n).is_file() for n in info.all_files()) else None
+
+
+# Real MNIST (CI: ../shared/data through MINIGAN_DATA_DIR); tests that need it skip without.
+MNIST_DIR = _data_folder("mnist", flat_ok=True)
 needs_mnist = pytest.mark.skipif(
-    not MNIST_DIR
-    or not all((Path(MNIST_DIR) / n).is_file() for p in MNIST_FILES.values() for n in p),
-    reason="real MNIST not available: set MINIGAN_DATA_DIR to a directory with the four .gz "
-    "files (CI: ../shared/data/mnist)",
+    MNIST_DIR is None,
+    reason="real MNIST not available: set MINIGAN_DATA_DIR to the data root holding mnist/ (or "
+    "to a directory with the four .gz files) (CI: ../shared/data)",
+)
+# Real Fashion-MNIST, beside MNIST under the data root.
+FASHION_DIR = _data_folder("fashion-mnist")
+needs_fashion = pytest.mark.skipif(
+    FASHION_DIR is None,
+    reason="real Fashion-MNIST not available: set MINIGAN_DATA_DIR to the data root holding "
+    "fashion-mnist/ (CI: ../shared/data)",
 )

@@ -345,17 +345,46 @@ def test_gan_step_joint_d_batch_equals_two_passes(dtype, tol):
 
 
 def test_joint_d_batch_only_for_row_wise_discriminators():
+    """The joint pass is a property modules declare (``mixes_batch_rows``), not a type list:
+    an unknown row-wise module keeps it, a module that says it mixes rows switches it off."""
     from minigan.layers import Module, Sequential
 
     class RowMixer(Module):  # stands for BatchNorm: each output row depends on all rows
+        mixes_batch_rows = True
+
         def forward(self, x):
             return x - x.mean(axis=0)
 
+    class RowWise(Module):  # not in any list of known types, acts row by row
+        def forward(self, x):
+            return x
+
     gan = build_gan(seed=0, **SMALL)
     assert gan.d_joint_batch
-    d = Sequential(*gan.discriminator.layers[:1], RowMixer(), *gan.discriminator.layers[1:])
-    other = type(gan)(gan.generator, d, SMALL["latent_dim"], gan.g_optimizer, gan.d_optimizer)
-    assert not other.d_joint_batch
+    for mod, joint in ((RowMixer(), False), (RowWise(), True)):
+        d = Sequential(*gan.discriminator.layers[:1], mod, *gan.discriminator.layers[1:])
+        other = type(gan)(gan.generator, d, SMALL["latent_dim"], gan.g_optimizer, gan.d_optimizer)
+        assert other.d_joint_batch is joint
+
+
+def test_fast_paths_off_reaches_leaky_relu(monkeypatch):
+    """``fast_paths(False)`` promises the plain lines everywhere: LeakyReLU too (it ran the
+    fast pair regardless before)."""
+    calls = []
+    for name in ("leaky_relu_forward", "leaky_relu_backward"):
+        real = getattr(F, name)
+        monkeypatch.setattr(F, name, lambda *a, _r=real, _n=name: calls.append(_n) or _r(*a))
+    layer = LeakyReLU(0.2)
+    x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    y_fast = layer.forward(x)
+    dx_fast = layer.backward(x)
+    assert calls == []
+    with fast_paths(False):
+        y = layer.forward(x)
+        dx = layer.backward(x)
+    assert calls == ["leaky_relu_forward", "leaky_relu_backward"]
+    np.testing.assert_array_equal(y, y_fast)
+    np.testing.assert_array_equal(dx, dx_fast)
 
 
 def test_gan_step_on_array_api_strict_equals_numpy(backend):

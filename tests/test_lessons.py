@@ -35,8 +35,9 @@ pytestmark = pytest.mark.lessons
 def _mnist_dir() -> Path | None:
     """Where the lessons will find MNIST (as run_lessons.py and minigan.data look), or None."""
     candidates = []
-    if os.environ.get("MINIGAN_DATA_DIR"):
-        candidates.append(Path(os.environ["MINIGAN_DATA_DIR"]).expanduser())
+    if os.environ.get("MINIGAN_DATA_DIR"):  # the data root (mnist/ inside) or the MNIST folder
+        root = Path(os.environ["MINIGAN_DATA_DIR"]).expanduser()
+        candidates += [root, root / "mnist"]
     else:
         candidates.append(ROOT.parent / "shared" / "data" / "mnist")
         try:

@@ -1,0 +1,234 @@
+"""Named GAN configurations as data: builders, optimizers, objective, batch size, epochs.
+
+A :class:`Preset` is a frozen dataclass. It names the model builders of
+:data:`minigan.models.MODELS` with their arguments, the optimizer (:data:`OPTIMIZERS`) with its
+settings, the objective of :data:`minigan.objectives.OBJECTIVES` with its settings, the batch
+size and the epochs. Nothing
+in the training loop looks at a preset's name: a new preset is one :data:`PRESETS` entry.
+
+Overrides (``train(..., lr=1e-3, g_hidden=(128,))``, :meth:`Preset.with_overrides`) take any
+field, or one of the short names of :data:`SHORTCUTS` that reach into the argument dicts
+(``lr`` -> ``optimizer_args["lr"]``, ``g_hidden`` -> ``generator_args["hidden_sizes"]``,
+``g_loss="saturating"`` -> ``objective="minimax"``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+__all__ = [
+    "Preset",
+    "PRESETS",
+    "SHORTCUTS",
+    "OPTIMIZERS",
+    "G_LOSSES",
+    "get_preset",
+    "make_optimizer",
+    "preset_line",
+]
+
+#: Optimizer names -> class names in :mod:`minigan.optim` (looked up when used).
+OPTIMIZERS: dict[str, str] = {"adam": "Adam", "sgd": "SGD", "rmsprop": "RMSprop"}
+
+#: The legacy ``g_loss`` field's values -> objective names (:data:`minigan.objectives.OBJECTIVES`).
+G_LOSSES: dict[str, str] = {"non_saturating": "non_saturating", "saturating": "minimax"}
+
+#: Short override names -> the (field, key) places they set.
+SHORTCUTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "g_hidden": (("generator_args", "hidden_sizes"),),
+    "d_hidden": (("discriminator_args", "hidden_sizes"),),
+    "g_activation": (("generator_args", "activation"),),
+    "d_activation": (("discriminator_args", "activation"),),
+    "negative_slope": (
+        ("generator_args", "negative_slope"),
+        ("discriminator_args", "negative_slope"),
+    ),
+    "lr": (("optimizer_args", "lr"),),
+    "betas": (("optimizer_args", "betas"),),
+    "eps": (("optimizer_args", "eps"),),
+}
+
+
+def _mlp_args(hidden: tuple[int, ...]) -> dict[str, Any]:
+    return {"hidden_sizes": hidden, "negative_slope": 0.2, "activation": "leaky_relu"}
+
+
+def _tuples(v: Any) -> Any:
+    """JSON lists back to tuples, also inside dicts (presets hold tuples)."""
+    if isinstance(v, list):
+        return tuple(_tuples(x) for x in v)
+    if isinstance(v, dict):
+        return {k: _tuples(x) for k, x in v.items()}
+    return v
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named GAN configuration: models, optimizers, objective, batch size and epochs.
+
+    Attributes
+    ----------
+    name : str
+    generator, discriminator : str
+        Keys of :data:`minigan.models.MODELS`; their builders get ``*_args``.
+    generator_args, discriminator_args : dict
+    latent_dim : int
+        Width of the noise z ~ N(0, I).
+    optimizer : str
+        A key of :data:`OPTIMIZERS`, for both players.
+    optimizer_args : dict
+        Its settings (``lr``, ``betas``, ``eps`` for Adam).
+    d_optimizer_args : dict
+        D's settings on top of ``optimizer_args`` (e.g. another ``lr``, TTUR).
+    batch_size, epochs : int
+        What ``train()`` uses when its arguments are None.
+    objective : str
+        A key of :data:`minigan.objectives.OBJECTIVES`; ``objective_args`` are its settings.
+    objective_args : dict
+    ema_decay : float or None
+        Exponential moving average of G's weights (None: off).
+    notes : str
+        One line for ``minigan presets`` (not compared).
+    """
+
+    name: str
+    generator: str = "mlp_generator"
+    generator_args: dict[str, Any] = field(default_factory=lambda: _mlp_args((256, 512, 1024)))
+    discriminator: str = "mlp_discriminator"
+    discriminator_args: dict[str, Any] = field(default_factory=lambda: _mlp_args((1024, 512, 256)))
+    latent_dim: int = 100
+    optimizer: str = "adam"
+    optimizer_args: dict[str, Any] = field(
+        default_factory=lambda: {"lr": 2e-4, "betas": (0.5, 0.999), "eps": 1e-8}
+    )
+    d_optimizer_args: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 64
+    epochs: int = 30
+    objective: str = "non_saturating"
+    objective_args: dict[str, Any] = field(default_factory=dict)
+    ema_decay: float | None = None
+    notes: str = field(default="", compare=False)
+
+    # -- data ------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The preset's fields as a plain dict (what checkpoints and logs record)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Preset:
+        """Rebuild a preset from :meth:`to_dict` (JSON lists become tuples again).
+
+        Raises
+        ------
+        ValueError
+            A key that is not a field (the message lists the fields).
+        """
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"preset data: unknown field(s) {unknown}; fields: {sorted(known)}")
+        return cls(**{k: _tuples(v) for k, v in d.items()})
+
+    @classmethod
+    def overridable(cls) -> list[str]:
+        """Every name :meth:`with_overrides` accepts (fields and :data:`SHORTCUTS`)."""
+        own = [f.name for f in fields(cls) if f.name not in ("name", "notes")]
+        return sorted([*own, *SHORTCUTS, "g_loss"])
+
+    def with_overrides(self, **overrides: Any) -> Preset:
+        """A copy with fields (or :data:`SHORTCUTS`, or ``g_loss``) replaced.
+
+        Raises
+        ------
+        ValueError
+            An unknown name (the message lists the known ones); an unknown ``g_loss``.
+        """
+        unknown = sorted(set(overrides) - set(self.overridable()))
+        if unknown:
+            raise ValueError(
+                f"unknown preset field(s) {unknown}; known: {', '.join(self.overridable())}"
+            )
+        new = {k: v for k, v in overrides.items() if k not in SHORTCUTS and k != "g_loss"}
+        for short, places in SHORTCUTS.items():
+            if short in overrides:
+                for fname, key in places:
+                    base = new.get(fname, getattr(self, fname))
+                    new[fname] = {**base, key: overrides[short]}
+        if "g_loss" in overrides:
+            if overrides["g_loss"] not in G_LOSSES:
+                raise ValueError(
+                    f"g_loss: expected one of {tuple(G_LOSSES)}, got {overrides['g_loss']!r}"
+                )
+            new["objective"] = G_LOSSES[overrides["g_loss"]]
+        return replace(self, **new)
+
+    # -- the settings of minigan 0.1's flat preset, read-only ------------------------------
+    def __getattr__(self, name: str) -> Any:
+        """``preset.lr``, ``preset.g_hidden``...: the :data:`SHORTCUTS`, read from their dicts."""
+        if name in SHORTCUTS:
+            fname, key = SHORTCUTS[name][0]
+            return object.__getattribute__(self, fname).get(key)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @property
+    def g_loss(self) -> str:
+        """The legacy name of the objective ("non_saturating", "saturating"), else its name."""
+        back = {v: k for k, v in G_LOSSES.items()}
+        return back.get(self.objective, self.objective)
+
+
+PRESETS: dict[str, Preset] = {
+    "default": Preset(
+        "default",
+        notes="LeakyReLU(0.2) MLPs 100-256-512-1024-784 / 784-1024-512-256-1, Adam 2e-4 "
+        "betas (0.5, 0.999) as in DCGAN (Radford et al. 2016), batch 64.",
+    ),
+    "seed-keras-mlp": Preset(
+        "seed-keras-mlp",
+        generator_args={**_mlp_args((256, 512, 1024)), "activation": "relu"},
+        optimizer_args={"lr": 1e-4, "betas": (0.9, 0.999), "eps": 1e-7},
+        notes="The classic Keras MLP GAN: G with ReLU, D with LeakyReLU(0.2), Adam(lr=1e-4) "
+        "with Keras' default betas (0.9, 0.999) and epsilon 1e-7.",
+    ),
+}
+
+
+def get_preset(name: str | Preset) -> Preset:
+    """Look up a preset by name (a :class:`Preset` is returned as it is).
+
+    Raises
+    ------
+    ValueError
+        Unknown name; the message lists the known presets.
+    """
+    if isinstance(name, Preset):
+        return name
+    if name not in PRESETS:
+        raise ValueError(f"preset: expected one of {sorted(PRESETS)}, got {name!r}")
+    return PRESETS[name]
+
+
+def make_optimizer(name: str, params, **settings: Any):
+    """``OPTIMIZERS[name](params, **settings)`` from :mod:`minigan.optim`.
+
+    Raises
+    ------
+    ValueError
+        Unknown optimizer name, or one whose class this minigan does not have yet.
+    """
+    from . import optim
+
+    cls = getattr(optim, OPTIMIZERS.get(name, ""), None)
+    if cls is None:
+        known = sorted(k for k, v in OPTIMIZERS.items() if hasattr(optim, v))
+        raise ValueError(f"optimizer: expected one of {known}, got {name!r}")
+    return cls(params, **settings)
+
+
+def preset_line(p: Preset) -> str:
+    """One line for ``minigan presets``: name, models, optimizer, objective, batch, notes."""
+    return (
+        f"{p.name:<16} {p.generator}/{p.discriminator}, {p.optimizer} lr={p.lr:g}, "
+        f"{p.objective}, batch {p.batch_size}, {p.epochs} epochs. {p.notes}"
+    )
