@@ -14,9 +14,16 @@ from .backend import (  # noqa: E402
     to_device,
     to_numpy,
 )
+from .dcgan import dcgan_discriminator, dcgan_generator  # noqa: E402
 from .gan import GAN, build_gan, mlp_discriminator, mlp_generator  # noqa: E402
 from .gradcheck import check_module, gradcheck, numerical_gradient, rel_error  # noqa: E402
 from .layers import (  # noqa: E402
+    BatchNorm1d,
+    BatchNorm2d,
+    Conv2d,
+    ConvTranspose2d,
+    Dropout,
+    Flatten,
     LeakyReLU,
     Linear,
     Module,
@@ -24,6 +31,7 @@ from .layers import (  # noqa: E402
     Sequential,
     Sigmoid,
     Tanh,
+    Unflatten,
 )
 from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss  # noqa: E402
 from .optim import SGD, Adam, clip_grad_norm_  # noqa: E402
@@ -54,6 +62,15 @@ __all__ = [
     "Tanh",
     "Sigmoid",
     "Sequential",
+    "Conv2d",
+    "ConvTranspose2d",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Dropout",
+    "Flatten",
+    "Unflatten",
+    "dcgan_generator",
+    "dcgan_discriminator",
     "BCELoss",
     "BCEWithLogitsLoss",
     "CrossEntropyLoss",

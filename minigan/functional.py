@@ -605,3 +605,14 @@ class fast_paths:  # lower case: used like a function, ``with fast_paths(False):
         global FAST_PATHS
         FAST_PATHS = self._saved
         return False
+
+
+# ----------------------------------------------------------------------------------------------
+# Convolutions, batch norm, dropout, flatten: their own modules, re-exported here
+# ----------------------------------------------------------------------------------------------
+from . import functional_conv as _conv  # noqa: E402
+from . import functional_norm as _norm  # noqa: E402
+from .functional_conv import *  # noqa: E402, F403
+from .functional_norm import *  # noqa: E402, F403
+
+__all__ += _conv.__all__ + _norm.__all__

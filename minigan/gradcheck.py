@@ -247,7 +247,10 @@ def check_module(
     """Check a module's ``backward`` against finite differences, tensor by tensor.
 
     Runs ``forward(x)`` and ``backward(dout)`` once (after ``zero_grad()``) for the analytic
-    gradients, then perturbs ``x`` and every parameter element by element.
+    gradients, then perturbs ``x`` and every parameter element by element. A module with
+    state (``forward_state()``: BatchNorm buffers, Dropout's generator) is reset to the state
+    it had on entry before every forward, so all runs see the same statistics and masks; on
+    return it is left as after one forward.
 
     Parameters
     ----------
@@ -278,7 +281,16 @@ def check_module(
     else:
         for g in getattr(module, "grads", {}).values():
             g[...] = 0
-    out = module.forward(x)
+    # Every forward below starts from the same buffers (BatchNorm's running statistics) and
+    # the same host random state (Dropout's mask), so the perturbed runs do not drift.
+    state = module.forward_state() if hasattr(module, "forward_state") else None
+
+    def forward():
+        if state is not None:
+            module.set_forward_state(state)
+        return module.forward(x)
+
+    out = forward()
     if dout is None:
         dout = _random_like(out, seed)
     dx = module.backward(dout)
@@ -288,7 +300,7 @@ def check_module(
     analytic = {k: (None if v is None else to_numpy(v).copy()) for k, v in analytic.items()}
 
     def f(_):
-        return module.forward(x)
+        return forward()
 
     report = GradcheckReport(
         f"{type(module).__name__} on input {tuple(x.shape)}", atol=atol, rtol=rtol

@@ -22,6 +22,7 @@ __all__ = [
     "kaiming_uniform_",
     "calculate_gain",
     "linear_default_",
+    "dcgan_init_",
 ]
 
 
@@ -151,3 +152,39 @@ def linear_default_(weight, bias=None, rng=None):
         bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
         uniform_(bias, -bound, bound, rng)
     return weight, bias
+
+
+def dcgan_init_(module, rng=None):
+    """DCGAN initialisation (Radford et al. 2016, section 4): in place on a module tree.
+
+    "All weights were initialized from a zero-centered Normal distribution with standard
+    deviation 0.02": every weight of 2 or more dimensions (Conv2d, ConvTranspose2d, Linear)
+    ~ N(0, 0.02) and its bias 0; every 1-D weight, i.e. a normalisation layer's per-channel
+    scale (BatchNorm), ~ N(1, 0.02) and its bias 0 (the ``weights_init`` of PyTorch's DCGAN
+    example). The rule reads the weight's rank, never the layer's type.
+
+    Parameters
+    ----------
+    module : minigan.layers.Module
+        Every module in ``module.modules()`` with a ``"weight"`` parameter is re-initialised.
+    rng : numpy.random.Generator, int or None
+        Host generator (None: minigan's global one); one stream, modules in order.
+
+    Returns
+    -------
+    module
+
+    Raises
+    ------
+    TypeError
+        ``rng`` is not None, an int or a Generator.
+    """
+    rng = as_generator(rng)
+    for m in module.modules():
+        weight = m.params.get("weight")
+        if weight is None:
+            continue
+        normal_(weight, 1.0 if weight.ndim == 1 else 0.0, 0.02, rng)
+        if m.params.get("bias") is not None:
+            zeros_(m.params["bias"])
+    return module

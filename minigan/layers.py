@@ -19,7 +19,16 @@ from typing import Any
 
 from . import functional as F
 from . import init
-from .backend import backend_of, resolve_device, resolve_dtype, to_device, to_numpy
+from .backend import (
+    as_generator,
+    backend_of,
+    host_rng_state,
+    resolve_device,
+    resolve_dtype,
+    set_host_rng_state,
+    to_device,
+    to_numpy,
+)
 
 __all__ = [
     "Parameter",
@@ -30,6 +39,13 @@ __all__ = [
     "Tanh",
     "Sigmoid",
     "Sequential",
+    "Conv2d",
+    "ConvTranspose2d",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Dropout",
+    "Flatten",
+    "Unflatten",
 ]
 
 
@@ -82,6 +98,13 @@ class Module:
     requires_grad : bool
         When False, ``backward`` still returns ``dx`` but skips the parameter gradients
         (``requires_grad_``; PyTorch's ``param.requires_grad_(False)``).
+    buffers : dict[str, array]
+        State that is not trained (BatchNorm's ``running_mean``, ``running_var``,
+        ``num_batches_tracked``): in ``state_dict()``, moved by ``to()``, no gradient.
+    mixes_batch_rows : bool
+        Class attribute: True when the output of one row depends on the other rows of the
+        batch (BatchNorm). Code that would batch real and fake images together asks
+        ``any(m.mixes_batch_rows for m in D.modules())``, never a list of types.
 
     Raises
     ------
@@ -96,9 +119,12 @@ class Module:
     def __init__(self) -> None:
         self.params: dict[str, Any] = {}
         self.grads: dict[str, Any] = {}
+        self.buffers: dict[str, Any] = {}
         self.training = True
         self.requires_grad = True
         self._cache = None
+
+    mixes_batch_rows: bool = False
 
     # -- to be written by subclasses -------------------------------------------------------
     def forward(self, x):
@@ -136,6 +162,38 @@ class Module:
         for child_name, child in self.children().items():
             yield from child.named_parameters(prefix + child_name + ".")
 
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
+        """Yield ``("1.running_mean", array)`` pairs of this module and its children."""
+        for name, value in self.buffers.items():
+            yield prefix + name, value
+        for child_name, child in self.children().items():
+            yield from child.named_buffers(prefix + child_name + ".")
+
+    def forward_state(self) -> list[Any]:
+        """Copies of what a forward pass changes besides the cache, for this module tree.
+
+        That is every buffer (BatchNorm's running statistics) and the state of every host
+        random generator a layer draws from (Dropout's mask). :func:`minigan.gradcheck.check_module`
+        restores it with :meth:`set_forward_state` before each perturbed forward, so all of
+        them see the same statistics and the same dropout mask.
+        """
+        return [m._own_forward_state() for m in self.modules()]
+
+    def set_forward_state(self, state: list[Any]) -> None:
+        """Restore what :meth:`forward_state` returned (in place, on the device)."""
+        for m, own in zip(self.modules(), state, strict=True):
+            m._set_own_forward_state(own)
+
+    def _own_forward_state(self) -> Any:
+        xp_copy = {}
+        for k, v in self.buffers.items():
+            xp_copy[k] = backend_of(v).xp.asarray(v, copy=True)
+        return xp_copy
+
+    def _set_own_forward_state(self, own: Any) -> None:
+        for k, v in own.items():
+            self.buffers[k][...] = v
+
     def parameters(self) -> list[Parameter]:
         """All trainable parameters of this module and its children, in order."""
         return [p for _, p in self.named_parameters()]
@@ -169,7 +227,7 @@ class Module:
         return self.train(False)
 
     def to(self, device: Any) -> Module:
-        """Move parameters and gradients to ``device`` (``"cpu"``, ``"gpu"``, a Backend...).
+        """Move parameters, gradients and buffers to ``device`` (``"cpu"``, ``"gpu"``, ...).
 
         Create optimizers after moving, as in PyTorch. Returns ``self``.
         """
@@ -177,15 +235,33 @@ class Module:
         for m in self.modules():
             m.params = {k: to_device(v, backend) for k, v in m.params.items()}
             m.grads = {k: to_device(v, backend) for k, v in m.grads.items()}
+            m.buffers = {k: to_device(v, backend) for k, v in m.buffers.items()}
             m._cache = None
         return self
 
-    def state_dict(self) -> dict[str, Any]:
-        """Parameters by dotted name (``{"0.weight": array, ...}``), arrays on the device."""
-        return {name: p.data for name, p in self.named_parameters()}
+    def state_dict(self, prefix: str = "") -> dict[str, Any]:
+        """Parameters and buffers by dotted name (``{"0.weight": array, ...}``), on the device.
+
+        Keys and order as ``torch.nn.Module.state_dict``: each module's parameters, then its
+        buffers (``"1.running_mean"``, ``"1.num_batches_tracked"``), then its children's.
+        """
+        out = {prefix + k: v for k, v in self.params.items()}
+        out.update({prefix + k: v for k, v in self.buffers.items()})
+        for child_name, child in self.children().items():
+            out.update(child.state_dict(prefix + child_name + "."))
+        return out
+
+    def _state_slots(self, prefix: str = "") -> Iterator[tuple[str, dict, str]]:
+        """``(dotted name, owning dict, key)`` of every parameter and buffer, in order."""
+        for k in self.params:
+            yield prefix + k, self.params, k
+        for k in self.buffers:
+            yield prefix + k, self.buffers, k
+        for child_name, child in self.children().items():
+            yield from child._state_slots(prefix + child_name + ".")
 
     def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> None:
-        """Copy arrays (NumPy or device) into the parameters, in place.
+        """Copy arrays (NumPy or device) into the parameters and buffers, in place.
 
         Raises
         ------
@@ -194,7 +270,7 @@ class Module:
         ValueError
             A shape differs: the message names the parameter, expected and got shapes.
         """
-        own = dict(self.named_parameters())
+        own = {name: (owner, key) for name, owner, key in self._state_slots()}
         if strict:
             missing = sorted(set(own) - set(state_dict))
             unexpected = sorted(set(state_dict) - set(own))
@@ -203,15 +279,16 @@ class Module:
                     f"state_dict keys do not match the model: missing {missing}, "
                     f"unexpected {unexpected}"
                 )
-        for name, p in own.items():
+        for name, (owner, key) in own.items():
             if name not in state_dict:
                 continue
-            value = state_dict[name]
-            if tuple(value.shape) != tuple(p.data.shape):
+            value, target = state_dict[name], owner[key]
+            if tuple(value.shape) != tuple(target.shape):
                 raise ValueError(
-                    f"{name}: expected shape {tuple(p.data.shape)}, got {tuple(value.shape)}"
+                    f"{name}: expected shape {tuple(target.shape)}, got {tuple(value.shape)}"
                 )
-            p.data[...] = backend_of(p.data).asarray(to_numpy(value), dtype=p.data.dtype)
+            xp = backend_of(target).xp  # buffers may be int64: cast to the target's own dtype
+            target[...] = xp.asarray(to_numpy(value), dtype=target.dtype, device=target.device)
 
     def extra_repr(self) -> str:
         """Settings shown inside ``repr(module)`` (as in PyTorch); empty by default."""
@@ -473,3 +550,506 @@ class Sequential(Module):
                 return self.layers[0].backward(dout, input_grad=False)
             dout = self.layers[i].backward(dout)
         return dout
+
+
+# ----------------------------------------------------------------------------------------------
+# Convolutional layers, normalisation, dropout, reshaping (issue 10)
+# ----------------------------------------------------------------------------------------------
+def _positive_int(name: str, v) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+        raise ValueError(f"{name}: expected a positive int, got {v!r}")
+    return v
+
+
+class _ConvNd(Module):
+    """Shared state of Conv2d and ConvTranspose2d: weight, bias, geometry, the backward."""
+
+    _backward_fn = staticmethod(F.conv2d_backward)
+
+    def _build(self, weight_shape, n_bias, bias, dtype, device, rng):
+        backend = resolve_device(device)
+        dtype = resolve_dtype(backend.xp, dtype)
+        self.params["weight"] = backend.zeros(weight_shape, dtype)
+        if bias:
+            self.params["bias"] = backend.zeros((n_bias,), dtype)
+        # PyTorch's _ConvNd.reset_parameters is Linear's: kaiming_uniform_(a=sqrt(5)) on the
+        # weight and U(-1/sqrt(fan_in), 1/sqrt(fan_in)) on the bias, fan_in = shape[1]*kH*kW.
+        init.linear_default_(self.params["weight"], self.params.get("bias"), rng=rng)
+        self.grads = {k: backend.zeros(v.shape, dtype) for k, v in self.params.items()}
+
+    @property
+    def weight(self):
+        """The weight array (see the class's Shapes)."""
+        return self.params["weight"]
+
+    @property
+    def bias(self):
+        """The bias array (out_channels,), or None when built with ``bias=False``."""
+        return self.params.get("bias")
+
+    def backward(self, dout, *, input_grad: bool = True):
+        dx, dw, db = type(self)._backward_fn(
+            dout, self._cached(), need_dx=input_grad, need_dparams=self.requires_grad
+        )
+        if self.requires_grad:
+            self.grads["weight"] += dw
+            if db is not None:
+                self.grads["bias"] += db
+        return dx
+
+
+class Conv2d(_ConvNd):
+    """2-D convolution ``y = W * x + b`` over NCHW images (``torch.nn.Conv2d``, zero padding).
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    kernel_size : int or pair
+    stride : int or pair of positive ints (default 1)
+    padding : int or pair of non-negative ints (default 0)
+    bias : bool (default True)
+    dtype, device, rng
+        As for :class:`Linear`.
+
+    Shapes
+    ------
+    x (N, in_channels, H, W) -> y (N, out_channels, H_out, W_out),
+    ``H_out = (H + 2 padding - kH) // stride + 1``; weight (out_channels, in_channels, kH, kW);
+    bias (out_channels,)
+
+    Raises
+    ------
+    ValueError
+        Non-positive sizes, stride 0, negative padding; in ``forward``, a wrong channel count
+        or an input smaller than the kernel (expected and got named).
+    TypeError
+        Non-float input or a dtype differing from the weight's.
+
+    Notes
+    -----
+    The math is :func:`~minigan.functional.conv2d_forward` / ``conv2d_backward`` (im2col and
+    one GEMM). Initialised like PyTorch: ``kaiming_uniform_(a=sqrt(5))``, i.e. weight and bias
+    ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), ``fan_in = in_channels * kH * kW``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        bias: bool = True,
+        *,
+        dtype: Any = "float32",
+        device: Any = "cpu",
+        rng=None,
+    ):
+        super().__init__()
+        self.in_channels = _positive_int("in_channels", in_channels)
+        self.out_channels = _positive_int("out_channels", out_channels)
+        self.kernel_size = F._conv._pair(kernel_size, "kernel_size", 1)
+        self.stride = F._conv._pair(stride, "stride", 1)
+        self.padding = F._conv._pair(padding, "padding", 0)
+        shape = (out_channels, in_channels, *self.kernel_size)
+        self._build(shape, out_channels, bias, dtype, device, rng)
+
+    def forward(self, x):
+        y, self._cache = F.conv2d_forward(
+            x, self.params["weight"], self.params.get("bias"), self.stride, self.padding
+        )
+        return y
+
+    def extra_repr(self) -> str:
+        """``in, out, kernel_size=..., stride=..., padding=..., bias=...``."""
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}, bias={'bias' in self.params}"
+        )
+
+
+class ConvTranspose2d(_ConvNd):
+    """Transposed 2-D convolution (``torch.nn.ConvTranspose2d``): upsamples by ``stride``.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    kernel_size : int or pair
+    stride : int or pair of positive ints (default 1)
+    padding : int or pair of non-negative ints (default 0)
+    output_padding : int or pair, each less than its stride (default 0)
+    bias : bool (default True)
+    dtype, device, rng
+        As for :class:`Linear`.
+
+    Shapes
+    ------
+    x (N, in_channels, H, W) -> y (N, out_channels, H_out, W_out),
+    ``H_out = (H - 1) stride - 2 padding + kH + output_padding``;
+    weight (in_channels, out_channels, kH, kW) (PyTorch's layout); bias (out_channels,)
+
+    Raises
+    ------
+    ValueError
+        Non-positive sizes, stride 0, negative padding, ``output_padding >= stride``; in
+        ``forward``, a wrong channel count (expected and got named).
+    TypeError
+        Non-float input or a dtype differing from the weight's.
+
+    Notes
+    -----
+    The math is :func:`~minigan.functional.conv_transpose2d_forward` (the adjoint of conv2d:
+    one GEMM, then col2im). Initialised like PyTorch (its ``fan_in`` is
+    ``out_channels * kH * kW``, from ``weight.shape[1]``).
+    """
+
+    _backward_fn = staticmethod(F.conv_transpose2d_backward)
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        output_padding=0,
+        bias: bool = True,
+        *,
+        dtype: Any = "float32",
+        device: Any = "cpu",
+        rng=None,
+    ):
+        super().__init__()
+        self.in_channels = _positive_int("in_channels", in_channels)
+        self.out_channels = _positive_int("out_channels", out_channels)
+        self.kernel_size = F._conv._pair(kernel_size, "kernel_size", 1)
+        self.stride = F._conv._pair(stride, "stride", 1)
+        self.padding = F._conv._pair(padding, "padding", 0)
+        self.output_padding = F._conv._pair(output_padding, "output_padding", 0)
+        if any(o >= s for o, s in zip(self.output_padding, self.stride, strict=True)):
+            raise ValueError(
+                f"output_padding: expected less than stride {self.stride} in each dim, "
+                f"got {self.output_padding}"
+            )
+        shape = (in_channels, out_channels, *self.kernel_size)
+        self._build(shape, out_channels, bias, dtype, device, rng)
+
+    def forward(self, x):
+        y, self._cache = F.conv_transpose2d_forward(
+            x,
+            self.params["weight"],
+            self.params.get("bias"),
+            self.stride,
+            self.padding,
+            self.output_padding,
+        )
+        return y
+
+    def extra_repr(self) -> str:
+        """``in, out, kernel_size=..., stride=..., padding=..., output_padding=..., bias=...``."""
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}, "
+            f"output_padding={self.output_padding}, bias={'bias' in self.params}"
+        )
+
+
+class _BatchNorm(Module):
+    """Batch normalisation over dim 1; BatchNorm1d and BatchNorm2d differ only in the rank."""
+
+    mixes_batch_rows = True  # each row is normalised with the statistics of the whole batch
+    _ranks: tuple[int, ...] = (2,)
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        *,
+        dtype: Any = "float32",
+        device: Any = "cpu",
+    ):
+        super().__init__()
+        self.num_features = _positive_int("num_features", num_features)
+        self.eps = float(eps)
+        if momentum is not None and not 0.0 <= float(momentum) <= 1.0:
+            raise ValueError(f"momentum: expected a float in [0, 1] or None, got {momentum!r}")
+        self.momentum = None if momentum is None else float(momentum)
+        self.affine = bool(affine)
+        self.track_running_stats = bool(track_running_stats)
+        backend = resolve_device(device)
+        dtype = resolve_dtype(backend.xp, dtype)
+        xp = backend.xp
+        if affine:
+            self.params["weight"] = xp.ones((num_features,), dtype=dtype, device=backend.device)
+            self.params["bias"] = backend.zeros((num_features,), dtype)
+        if track_running_stats:
+            self.buffers["running_mean"] = backend.zeros((num_features,), dtype)
+            self.buffers["running_var"] = xp.ones(
+                (num_features,), dtype=dtype, device=backend.device
+            )
+            self.buffers["num_batches_tracked"] = xp.zeros(
+                (), dtype=xp.int64, device=backend.device
+            )
+        self.grads = {k: backend.zeros(v.shape, dtype) for k, v in self.params.items()}
+
+    @property
+    def weight(self):
+        """The scale gamma (num_features,), or None without ``affine``."""
+        return self.params.get("weight")
+
+    @property
+    def bias(self):
+        """The shift beta (num_features,), or None without ``affine``."""
+        return self.params.get("bias")
+
+    @property
+    def running_mean(self):
+        """Running mean (num_features,), or None without ``track_running_stats``."""
+        return self.buffers.get("running_mean")
+
+    @property
+    def running_var(self):
+        """Running unbiased variance (num_features,), or None without ``track_running_stats``."""
+        return self.buffers.get("running_var")
+
+    def forward(self, x):
+        if x.ndim not in self._ranks or x.shape[1] != self.num_features:
+            want = " or ".join(f"{r}-D" for r in self._ranks)
+            raise ValueError(
+                f"x: expected a {want} input with {self.num_features} features in dim 1, got "
+                f"shape {tuple(x.shape)}"
+            )
+        use_running = not self.training and self.track_running_stats
+        y, cache = F.batch_norm_forward(
+            x,
+            self.params.get("weight"),
+            self.params.get("bias"),
+            self.buffers.get("running_mean") if use_running else None,
+            self.buffers.get("running_var") if use_running else None,
+            training=not use_running,
+            eps=self.eps,
+        )
+        if self.training and self.track_running_stats:
+            self._update_running_stats(cache)
+        self._cache = cache
+        return y
+
+    def _update_running_stats(self, cache) -> None:
+        b = self.buffers
+        b["num_batches_tracked"] += 1
+        # momentum=None: PyTorch's cumulative average, factor 1/num_batches_tracked.
+        factor = self.momentum
+        if factor is None:
+            factor = 1.0 / float(to_numpy(b["num_batches_tracked"]))
+        mean, var = F.batch_norm_running_stats(b["running_mean"], b["running_var"], cache, factor)
+        b["running_mean"][...] = mean
+        b["running_var"][...] = var
+
+    def backward(self, dout, *, input_grad: bool = True):
+        dx, dw, db = F.batch_norm_backward(dout, self._cached(), need_dx=input_grad)
+        if self.requires_grad and self.affine:
+            self.grads["weight"] += dw
+            self.grads["bias"] += db
+        return dx
+
+    def extra_repr(self) -> str:
+        """``num_features, eps=..., momentum=..., affine=..., track_running_stats=...``."""
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.affine}, track_running_stats={self.track_running_stats}"
+        )
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of (N, C) features (``torch.nn.BatchNorm1d``; Ioffe & Szegedy 2015).
+
+    ``y = weight * (x - mean) / sqrt(var + eps) + bias`` per feature. Training mode: batch
+    mean and biased batch variance, and the running statistics are updated,
+    ``running = (1 - momentum) running + momentum * batch`` with the *unbiased* variance
+    (``momentum=None``: cumulative average). Evaluation mode: the running statistics
+    (or the batch ones when ``track_running_stats=False``, as PyTorch).
+
+    Parameters
+    ----------
+    num_features : int
+    eps : float (1e-5)
+    momentum : float in [0, 1] or None (0.1, PyTorch's convention)
+    affine : bool
+        Learn ``weight`` (init 1) and ``bias`` (init 0).
+    track_running_stats : bool
+        Keep the buffers ``running_mean`` (0), ``running_var`` (1), ``num_batches_tracked``.
+    dtype, device
+        As for :class:`Linear`.
+
+    Shapes
+    ------
+    x (N, num_features) -> y (same)
+
+    Raises
+    ------
+    ValueError
+        In ``forward``: wrong rank or feature count (expected and got), or training mode with
+        one value per feature (N = 1), as PyTorch.
+
+    Notes
+    -----
+    ``mixes_batch_rows = True``: a discriminator containing it must see real and fake images
+    in separate passes. Math: :func:`~minigan.functional.batch_norm_forward`.
+    """
+
+    _ranks = (2,)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation per channel of (N, C, H, W) images (``torch.nn.BatchNorm2d``).
+
+    As :class:`BatchNorm1d`, with the statistics over N, H and W of each channel.
+
+    Parameters
+    ----------
+    num_features : int
+        The number of channels C.
+    eps, momentum, affine, track_running_stats, dtype, device
+        As for :class:`BatchNorm1d`.
+
+    Shapes
+    ------
+    x (N, C, H, W) -> y (same)
+
+    Raises
+    ------
+    ValueError
+        In ``forward``: not 4-D or a wrong channel count (expected and got), or training mode
+        with one value per channel (N*H*W = 1).
+    """
+
+    _ranks = (4,)
+
+
+class Dropout(Module):
+    """Inverted dropout (``torch.nn.Dropout``; Srivastava et al. 2014).
+
+    Training: ``y = x * mask``, mask ``1/(1-p)`` with probability ``1-p`` else 0, drawn from
+    a seeded host generator and moved to the device; evaluation: ``y = x``.
+
+    Parameters
+    ----------
+    p : float in [0, 1)
+        Probability of dropping a unit (default 0.5).
+    rng : numpy.random.Generator, int or None
+        Host generator for the masks (None: minigan's global one, looked up at each forward).
+
+    Shapes
+    ------
+    x (*) -> y (same)
+
+    Raises
+    ------
+    ValueError
+        ``p`` outside [0, 1).
+
+    Notes
+    -----
+    :meth:`forward_state` includes the generator's state, so
+    :func:`~minigan.gradcheck.check_module` replays the same mask in every perturbed forward.
+    """
+
+    def __init__(self, p: float = 0.5, *, rng=None):
+        super().__init__()
+        self.p = F._norm._check_p(p)
+        self.rng = rng if rng is None else as_generator(rng)
+
+    def _generator(self):
+        return as_generator(self.rng)
+
+    def forward(self, x):
+        y, mask = F.dropout_forward(x, self.p, self.training, self._generator())
+        self._cache = (mask,)  # mask is None in evaluation mode (the identity)
+        return y
+
+    def backward(self, dout, *, input_grad: bool = True):
+        (mask,) = self._cached()
+        return F.dropout_backward(dout, mask) if input_grad else None
+
+    def _own_forward_state(self):
+        return host_rng_state(self._generator())
+
+    def _set_own_forward_state(self, own) -> None:
+        set_host_rng_state(self._generator(), own)
+
+    def extra_repr(self) -> str:
+        """``p=...``."""
+        return f"p={self.p}"
+
+
+class Flatten(Module):
+    """Merge dims ``start_dim..end_dim`` (``torch.nn.Flatten``): (N, C, H, W) -> (N, C*H*W).
+
+    Parameters
+    ----------
+    start_dim : int (1), end_dim : int (-1)
+
+    Shapes
+    ------
+    x (N, *dims) -> y (N, prod(dims)) with the defaults
+
+    Raises
+    ------
+    ValueError
+        In ``forward``: a dim out of range for the input.
+    """
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
+        super().__init__()
+        self.start_dim, self.end_dim = int(start_dim), int(end_dim)
+
+    def forward(self, x):
+        y, self._cache = F.flatten_forward(x, self.start_dim, self.end_dim)
+        return y
+
+    def backward(self, dout, *, input_grad: bool = True):
+        cache = self._cached()
+        return F.flatten_backward(dout, cache) if input_grad else None
+
+    def extra_repr(self) -> str:
+        """``start_dim=..., end_dim=...``."""
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Unflatten(Module):
+    """Split dim ``dim`` into ``unflattened_size`` (``torch.nn.Unflatten``).
+
+    Parameters
+    ----------
+    dim : int
+    unflattened_size : tuple of ints
+
+    Shapes
+    ------
+    x (N, C*H*W) -> y (N, C, H, W) for ``Unflatten(1, (C, H, W))``
+
+    Raises
+    ------
+    ValueError
+        In ``forward``: the sizes' product differs from ``x.shape[dim]`` (both named).
+    """
+
+    def __init__(self, dim: int, unflattened_size):
+        super().__init__()
+        self.dim = int(dim)
+        self.unflattened_size = tuple(int(v) for v in unflattened_size)
+
+    def forward(self, x):
+        y, self._cache = F.unflatten_forward(x, self.dim, self.unflattened_size)
+        return y
+
+    def backward(self, dout, *, input_grad: bool = True):
+        cache = self._cached()
+        return F.unflatten_backward(dout, cache) if input_grad else None
+
+    def extra_repr(self) -> str:
+        """``dim=..., unflattened_size=...``."""
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
