@@ -31,7 +31,22 @@ from typing import Any
 import numpy as np
 
 from .backend import to_numpy
-from .layers import LeakyReLU, Linear, Module, ReLU, Sequential, Sigmoid, Tanh
+from .layers import (
+    BatchNorm1d,
+    BatchNorm2d,
+    Conv2d,
+    ConvTranspose2d,
+    Dropout,
+    Flatten,
+    LeakyReLU,
+    Linear,
+    Module,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Tanh,
+    Unflatten,
+)
 
 __all__ = [
     "ONNX_OPSET",
@@ -154,7 +169,8 @@ def to_torch(module: Module):
     ----------
     module : Module
         A minigan layer or network of layers that have a converter (:data:`TORCH_CONVERTERS`:
-        Linear, ReLU, LeakyReLU, Tanh, Sigmoid, Sequential).
+        Linear, Conv2d, ConvTranspose2d, BatchNorm1d, BatchNorm2d, Dropout, Flatten,
+        Unflatten, ReLU, LeakyReLU, Tanh, Sigmoid, Sequential).
 
     Shapes
     ------
@@ -180,6 +196,9 @@ def to_torch(module: Module):
     Weights and buffers move through ``state_dict()`` with
     ``torch.nn.Module.load_state_dict(strict=True)``: minigan's keys are PyTorch's, so a
     converter that built the wrong module fails there instead of computing something else.
+    BatchNorm's ``running_mean``, ``running_var`` and ``num_batches_tracked`` travel too, so
+    a module in training mode goes on updating them as minigan would (``momentum=None`` too).
+    Dropout in training mode draws its masks from torch's RNG, not minigan's.
     """
     _check_convertible(module, TORCH_CONVERTERS, "PyTorch")
     torch = _require("torch", "minigan.export.to_torch")
@@ -227,6 +246,56 @@ def _sigmoid_to_torch(m: Sigmoid, nn, children):
 @torch_converter(Sequential)
 def _sequential_to_torch(m: Sequential, nn, children):
     return nn.Sequential(*children.values())  # children in order "0", "1", ...
+
+
+@torch_converter(Conv2d)
+def _conv2d_to_torch(m: Conv2d, nn, children):
+    return nn.Conv2d(
+        m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, bias=m.bias is not None
+    )
+
+
+@torch_converter(ConvTranspose2d)
+def _conv_transpose2d_to_torch(m: ConvTranspose2d, nn, children):
+    return nn.ConvTranspose2d(
+        m.in_channels,
+        m.out_channels,
+        m.kernel_size,
+        m.stride,
+        m.padding,
+        m.output_padding,
+        bias=m.bias is not None,
+    )
+
+
+@torch_converter(BatchNorm1d)
+@torch_converter(BatchNorm2d)
+def _batch_norm_to_torch(m: BatchNorm1d | BatchNorm2d, nn, children):
+    # Same class name in torch.nn. running_mean, running_var and num_batches_tracked come
+    # through state_dict, so a training-mode copy goes on updating them as minigan would
+    # (momentum=None, the cumulative average, divides by num_batches_tracked).
+    return getattr(nn, type(m).__name__)(
+        m.num_features,
+        eps=m.eps,
+        momentum=m.momentum,
+        affine=m.affine,
+        track_running_stats=m.track_running_stats,
+    )
+
+
+@torch_converter(Dropout)
+def _dropout_to_torch(m: Dropout, nn, children):
+    return nn.Dropout(m.p)  # in training mode torch draws its own masks from its own RNG
+
+
+@torch_converter(Flatten)
+def _flatten_to_torch(m: Flatten, nn, children):
+    return nn.Flatten(m.start_dim, m.end_dim)
+
+
+@torch_converter(Unflatten)
+def _unflatten_to_torch(m: Unflatten, nn, children):
+    return nn.Unflatten(m.dim, m.unflattened_size)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -278,13 +347,16 @@ def to_onnx(module: Module, path: str | os.PathLike, input_shape: tuple[int, ...
     Parameters
     ----------
     module : Module
-        Layers with a converter (:data:`ONNX_CONVERTERS`: Linear as ``Gemm``, ReLU, LeakyReLU,
-        Tanh, Sigmoid, Sequential).
+        Layers with a converter (:data:`ONNX_CONVERTERS`): Linear as ``Gemm``, Conv2d as
+        ``Conv``, ConvTranspose2d as ``ConvTranspose``, BatchNorm1d/2d as
+        ``BatchNormalization`` (inference), Dropout as no node, Flatten as ``Flatten`` (the
+        default dims) or ``Reshape``, Unflatten as ``Reshape``, ReLU, LeakyReLU, Tanh,
+        Sigmoid, Sequential.
     path : path
         The ``.onnx`` file to write; its folder must exist.
     input_shape : tuple of int
-        The shape of **one** input, without the batch dimension: ``(latent_dim,)`` for an
-        MLP generator, ``(784,)`` for an MLP discriminator.
+        The shape of **one** input, without the batch dimension: ``(latent_dim,)`` for a
+        generator, ``(784,)`` for an MLP discriminator, ``(C, H, W)`` for a DCGAN one.
 
     Shapes
     ------
@@ -305,7 +377,8 @@ def to_onnx(module: Module, path: str | os.PathLike, input_shape: tuple[int, ...
         dotted path are named).
     ValueError
         ``input_shape`` is not a tuple of positive ints, or does not fit the module (the
-        shapes ONNX shape inference could not unify are named).
+        shapes ONNX shape inference could not unify are named); a BatchNorm with
+        ``track_running_stats=False`` (it has no inference form).
     ImportError
         ``onnx`` is not installed (the message says ``pip install "minigan[export]"``).
 
@@ -314,7 +387,12 @@ def to_onnx(module: Module, path: str | os.PathLike, input_shape: tuple[int, ...
     Opset :data:`ONNX_OPSET`, the IR version it needs, and the module's float dtype. The graph
     is checked with ``onnx.checker.check_model(full_check=True)`` after strict shape inference.
     ONNX graphs here compute inference: for layers whose output depends on the mode (Dropout,
-    BatchNorm) the graph computes the module's ``eval()`` output. LeakyReLU is ``LeakyRelu``
+    BatchNorm) the graph computes the module's ``eval()`` output, whatever mode the module is
+    in (a training-mode BatchNorm is written with its running statistics, a training-mode
+    Dropout as the identity). Reshapes keep the batch dimension dynamic (``Shape`` of the
+    input, then ``Concat`` with the fixed sizes). onnxruntime's CPU provider has no float64
+    ``Conv``/``ConvTranspose`` kernels: a float64 conv graph is valid ONNX, but export
+    float32 to run it there. LeakyReLU is ``LeakyRelu``
     in float32 and ``PRelu`` with a float64 slope tensor in float64 (``LeakyRelu``'s ``alpha``
     is a float32 attribute).
     """
@@ -337,9 +415,9 @@ def to_onnx(module: Module, path: str | os.PathLike, input_shape: tuple[int, ...
 def _onnx_model(onnx, graph: OnnxGraph, out: str, input_shape):
     """Wrap the nodes in a checked model with a dynamic batch dimension ``"N"``."""
     helper = onnx.helper
-    if graph.nodes:
+    if graph.nodes and graph.nodes[-1].output[0] == out:
         graph.nodes[-1].output[0] = "output"  # the last node writes the graph's output
-    else:
+    else:  # no node (a lone Dropout, an empty Sequential) or the output made earlier
         graph.nodes.append(helper.make_node("Identity", [out], ["output"], name="/Identity"))
     elem = helper.np_dtype_to_tensor_dtype(graph.dtype)
     proto = helper.make_graph(
@@ -357,7 +435,12 @@ def _onnx_model(onnx, graph: OnnxGraph, out: str, input_shape):
         producer_name="minigan",
     )
     try:
-        model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+        model = onnx.shape_inference.infer_shapes(
+            model,
+            check_type=True,
+            strict_mode=True,
+            data_prop=True,  # Reshape's Shape math
+        )
     except onnx.shape_inference.InferenceError as e:
         errors = " ".join(str(e).split()).split(" (op_type:")  # one per node; the first counts
         first = f"(op_type:{errors[1]}" if len(errors) > 1 else errors[0]
@@ -407,6 +490,88 @@ def _sequential_to_onnx(m: Sequential, graph: OnnxGraph, x: str, prefix: str) ->
     for name, child in m.children().items():
         x = graph.module(child, x, f"{prefix}{name}.")
     return x
+
+
+def _conv_attributes(m: Conv2d | ConvTranspose2d) -> dict[str, list[int]]:
+    """ONNX's kernel_shape, strides and pads (``[top, left, bottom, right]``) of a conv layer."""
+    return dict(kernel_shape=list(m.kernel_size), strides=list(m.stride), pads=list(m.padding) * 2)
+
+
+def _weight_and_bias(m: Conv2d | ConvTranspose2d, graph: OnnxGraph, x: str, prefix: str):
+    inputs = [x, graph.initializer(prefix + "weight", m.weight)]
+    if m.bias is not None:
+        inputs.append(graph.initializer(prefix + "bias", m.bias))
+    return inputs
+
+
+@onnx_converter(Conv2d)
+def _conv2d_to_onnx(m: Conv2d, graph: OnnxGraph, x: str, prefix: str) -> str:
+    # weight (out, in, kH, kW): ONNX's layout (M, C, kH, kW) too
+    return graph.node("Conv", _weight_and_bias(m, graph, x, prefix), prefix, **_conv_attributes(m))
+
+
+@onnx_converter(ConvTranspose2d)
+def _conv_transpose2d_to_onnx(m: ConvTranspose2d, graph: OnnxGraph, x: str, prefix: str) -> str:
+    # weight (in, out, kH, kW): ONNX's layout (C, M, kH, kW) too. Without an output_shape
+    # attribute ONNX's H_out is PyTorch's: (H - 1) stride - 2 padding + kH + output_padding.
+    inputs = _weight_and_bias(m, graph, x, prefix)
+    attributes = _conv_attributes(m)
+    return graph.node(
+        "ConvTranspose", inputs, prefix, output_padding=list(m.output_padding), **attributes
+    )
+
+
+@onnx_converter(BatchNorm1d)
+@onnx_converter(BatchNorm2d)
+def _batch_norm_to_onnx(m: BatchNorm1d | BatchNorm2d, graph: OnnxGraph, x: str, prefix: str):
+    # Inference form whatever the module's mode: the running statistics (see to_onnx's Notes).
+    if not m.track_running_stats:
+        raise ValueError(
+            f"export to ONNX: layer {prefix[:-1] or '<root>'!r} ({type(m).__name__}) has "
+            f"track_running_stats=False, so it normalises with each batch's own statistics; "
+            f"ONNX's inference BatchNormalization needs running statistics"
+        )
+    if m.affine:
+        affine = [m.weight, m.bias]
+        names = ["weight", "bias"]
+    else:  # ONNX needs a scale and a shift: 1 and 0
+        affine = [np.ones(m.num_features, graph.dtype), np.zeros(m.num_features, graph.dtype)]
+        names = ["ones", "zeros"]
+    inputs = [x] + [graph.initializer(prefix + k, v) for k, v in zip(names, affine, strict=True)]
+    for key in ("running_mean", "running_var"):
+        inputs.append(graph.initializer(prefix + key, m.buffers[key]))
+    # epsilon is a float32 attribute: in float64 that moves var + eps by ~3e-13 at most.
+    return graph.node("BatchNormalization", inputs, prefix, epsilon=m.eps)
+
+
+@onnx_converter(Dropout)
+def _dropout_to_onnx(m: Dropout, graph: OnnxGraph, x: str, prefix: str) -> str:
+    return x  # the identity in evaluation (inference) form: no node
+
+
+def _shape_around(graph: OnnxGraph, x: str, prefix: str, first: int, last: int, middle: str):
+    """``Reshape(x, shape(x)[:first] ++ middle ++ shape(x)[last + 1:])``, batch kept dynamic."""
+    parts = [graph.node("Shape", [x], prefix, end=first)] if first != 0 else []
+    parts.append(middle)
+    if last != -1:
+        parts.append(graph.node("Shape", [x], prefix, start=last + 1))
+    shape = graph.node("Concat", parts, prefix, axis=0) if len(parts) > 1 else middle
+    return graph.node("Reshape", [x, shape], prefix)
+
+
+@onnx_converter(Flatten)
+def _flatten_to_onnx(m: Flatten, graph: OnnxGraph, x: str, prefix: str) -> str:
+    if (m.start_dim, m.end_dim) == (1, -1):  # the default: ONNX's Flatten, shapes inferred
+        return graph.node("Flatten", [x], prefix, axis=1)
+    minus_one = graph.initializer(prefix + "flat_size", np.asarray([-1], np.int64))
+    return _shape_around(graph, x, prefix, m.start_dim, m.end_dim, minus_one)
+
+
+@onnx_converter(Unflatten)
+def _unflatten_to_onnx(m: Unflatten, graph: OnnxGraph, x: str, prefix: str) -> str:
+    sizes = np.asarray(m.unflattened_size, np.int64)
+    middle = graph.initializer(prefix + "unflattened_size", sizes)
+    return _shape_around(graph, x, prefix, m.dim, m.dim, middle)
 
 
 # ----------------------------------------------------------------------------------------------

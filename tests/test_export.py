@@ -19,9 +19,23 @@ from conftest import host
 from PIL import Image
 from test_cli import run_main, tiny_checkpoint
 
+from minigan.dcgan import dcgan_discriminator, dcgan_generator
 from minigan.export import to_onnx, to_torch
 from minigan.gan import PRESETS, build_gan, mlp_generator
-from minigan.layers import Linear, Module, ReLU, Sequential, Tanh
+from minigan.layers import (
+    BatchNorm1d,
+    BatchNorm2d,
+    Conv2d,
+    ConvTranspose2d,
+    Dropout,
+    Flatten,
+    Linear,
+    Module,
+    ReLU,
+    Sequential,
+    Tanh,
+    Unflatten,
+)
 
 
 def _missing(name: str) -> bool:
@@ -166,6 +180,221 @@ def test_onnx_input_shape_that_does_not_fit(tmp_path, shape):
     with pytest.raises(ValueError, match=r"input_shape.*(does not fit|without the batch)"):
         to_onnx(G, tmp_path / "g.onnx", shape)
     assert not (tmp_path / "g.onnx").exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# conv layers: DCGAN G and D, and the odd geometries
+# ----------------------------------------------------------------------------------------------
+IMAGES = [(1, 28, 28), (3, 32, 32)]  # grey MNIST, colour CIFAR-10
+LATENT = 6
+
+
+def _spread(net: Module, seed: int = 3) -> Module:
+    """Weights of order 1/sqrt(fan_in) and BatchNorm scales near 1, so the outputs are O(1).
+
+    DCGAN's N(0, 0.02) init gives outputs so small that any atol would pass; this makes the
+    comparisons bite. Then two training-mode forwards give BatchNorm real running statistics.
+    """
+    r = np.random.default_rng(seed)
+    for name, p in net.named_parameters():
+        shape = p.data.shape
+        if len(shape) == 1:  # biases, BatchNorm's weight and bias
+            base = 1.0 if name.endswith("weight") else 0.0
+            p.data[...] = base + 0.2 * r.standard_normal(shape)
+        else:
+            p.data[...] = r.standard_normal(shape) / np.sqrt(np.prod(shape[1:]))
+    return net
+
+
+def _dcgan(image_shape, dtype):
+    """Tiny DCGAN G and D (base_channels 4) in eval mode, with running statistics."""
+    G = _spread(dcgan_generator(LATENT, image_shape, 4, dtype=dtype, rng=0))
+    D = _spread(dcgan_discriminator(image_shape, 4, dtype=dtype, rng=0))
+    for seed in (10, 11):
+        G.forward(_randn((4, LATENT), dtype, seed))
+        D.forward(_randn((4, *image_shape), dtype, seed))
+    return G.eval(), D.eval()
+
+
+def _odd_geometry(dtype):
+    """Non-square kernels, strides and paddings, output_padding, the general Flatten/Unflatten.
+
+    (N, 3, 4, 5) -> ConvT (N, 2, 8, 16) -> Conv (N, 4, 7, 8) -> (N, 4, 56) -> (N, 4, 7, 8)
+    -> (N, 28, 8) -> (N, 224).
+    """
+    kw = dict(dtype=dtype, rng=0)
+    return Sequential(
+        ConvTranspose2d(3, 2, (3, 2), stride=(2, 3), padding=(1, 0), output_padding=(1, 2), **kw),
+        Conv2d(2, 4, (2, 3), stride=(1, 2), padding=(0, 1), bias=False, **kw),
+        Flatten(2),
+        Unflatten(-1, (7, 8)),
+        Dropout(0.3),
+        Flatten(1, 2),
+        Flatten(),
+    ).eval()
+
+
+@needs_torch
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("image_shape", IMAGES, ids=["grey28", "colour32"])
+def test_torch_dcgan_outputs_equal_minigan(image_shape, dtype):
+    import torch
+
+    G, D = _dcgan(image_shape, dtype)
+    z, x = _randn((3, LATENT), dtype), _randn((3, *image_shape), dtype)
+    with torch.no_grad():
+        tg = to_torch(G)(torch.from_numpy(z)).numpy()
+        td = to_torch(D)(torch.from_numpy(x)).numpy()
+    g, d = G.forward(z), D.forward(x)
+    assert tg.shape == (3, *image_shape) and td.shape == (3, 1)
+    assert tg.dtype == np.dtype(dtype) and td.dtype == np.dtype(dtype)
+    assert np.abs(g).max() > 0.1 and np.abs(d).max() > 0.1  # outputs large enough to compare
+    np.testing.assert_allclose(tg, g, rtol=0, atol=TOL[dtype])
+    np.testing.assert_allclose(td, d, rtol=0, atol=TOL[dtype])
+
+
+@needs_torch
+@pytest.mark.parametrize("mode", ["eval", "train"])
+@pytest.mark.parametrize("image_shape", IMAGES, ids=["grey28", "colour32"])
+def test_torch_dcgan_discriminator_gradients_equal_minigan(image_shape, mode):
+    import torch
+
+    _, D = _dcgan(image_shape, "float64")
+    D.train(mode == "train")  # train: BatchNorm's batch statistics, in both forward and backward
+    x = _randn((3, *image_shape), "float64", seed=4)
+    dout = _randn((3, 1), "float64", seed=5)
+    net = to_torch(D)
+    tx = torch.from_numpy(x).requires_grad_(True)
+    net(tx).backward(torch.from_numpy(dout))
+    D.zero_grad()
+    D.forward(x)
+    dx = D.backward(dout)
+    assert np.abs(dx).max() > 1e-3
+    np.testing.assert_allclose(tx.grad.numpy(), dx, rtol=0, atol=1e-10)
+    mine = dict(D.named_parameters())
+    for name, p in net.named_parameters():
+        np.testing.assert_allclose(
+            p.grad.numpy(), mine[name].grad, rtol=0, atol=1e-10, err_msg=name
+        )
+
+
+@needs_torch
+def test_torch_batchnorm_in_training_mode_carries_on_the_running_statistics():
+    import torch
+
+    net = Sequential(
+        Linear(3, 5, dtype="float64", rng=0),
+        BatchNorm1d(5, momentum=None, dtype="float64"),  # cumulative: 1 / num_batches_tracked
+        Unflatten(1, (5, 1, 1)),
+        BatchNorm2d(5, momentum=0.3, dtype="float64"),
+        Flatten(),
+    )
+    for seed in (1, 2, 3):
+        net.forward(_randn((4, 3), "float64", seed))
+    tnet = to_torch(net)
+    assert tnet.training and int(tnet[1].num_batches_tracked) == 3
+    x = _randn((6, 3), "float64", seed=4)
+    np.testing.assert_allclose(
+        tnet(torch.from_numpy(x)).detach().numpy(), net.forward(x), atol=1e-10
+    )
+    after = tnet.state_dict()  # both updated their running statistics from the same batch
+    for key, value in net.state_dict().items():
+        np.testing.assert_allclose(after[key].numpy(), value, rtol=0, atol=1e-12, err_msg=key)
+    assert int(after["3.num_batches_tracked"]) == 4
+
+
+@needs_torch
+def test_torch_odd_geometry_and_dropout():
+    import torch
+
+    net = _odd_geometry("float64")
+    x = _randn((2, 3, 4, 5), "float64")
+    tnet = to_torch(net)
+    with torch.no_grad():
+        y = tnet(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(y, net.forward(x), rtol=0, atol=1e-10)
+    assert y.shape == (2, 224)
+    dropout = to_torch(Dropout(0.3).train())
+    assert isinstance(dropout, torch.nn.Dropout) and dropout.p == 0.3 and dropout.training
+
+
+def _dims(value_info) -> list:
+    return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
+
+
+@needs_onnx
+@pytest.mark.parametrize("image_shape", IMAGES, ids=["grey28", "colour32"])
+def test_onnx_dcgan_passes_the_checker_and_equals_minigan(tmp_path, image_shape):
+    import onnx
+
+    G, D = _dcgan(image_shape, "float32")
+    for name, net, shape, out in (
+        ("g", G, (LATENT,), [*image_shape]),
+        ("d", D, image_shape, [1]),
+    ):
+        model = onnx.load(to_onnx(net, tmp_path / f"{name}.onnx", shape))
+        onnx.checker.check_model(model, full_check=True)
+        assert _dims(model.graph.input[0]) == ["N", *shape]
+        assert _dims(model.graph.output[0]) == ["N", *out]  # the batch stays dynamic throughout
+        names = {t.name for t in model.graph.initializer}
+        assert {k for k in net.state_dict() if "num_batches" not in k} <= names
+        session = _ort(tmp_path / f"{name}.onnx")
+        for n in (1, 5):
+            x = _randn((n, *shape), "float32", seed=n)
+            (y,) = session.run(["output"], {"input": x})
+            assert y.shape == (n, *out) and np.abs(y).max() > 0.1
+            np.testing.assert_allclose(y, net.forward(x), rtol=0, atol=TOL["float32"])
+
+
+@needs_onnx
+def test_onnx_exports_the_eval_form_of_training_mode_layers(tmp_path):
+    G, _ = _dcgan((1, 28, 28), "float32")
+    net = Sequential(G, Dropout(0.5)).train()  # BatchNorm and Dropout in training mode
+    path = to_onnx(net, tmp_path / "g.onnx", (LATENT,))
+    z = _randn((4, LATENT), "float32")
+    (y,) = _ort(path).run(None, {"input": z})
+    np.testing.assert_allclose(y, net.eval().forward(z), rtol=0, atol=TOL["float32"])
+
+
+@needs_onnx
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_onnx_batchnorm1d_without_affine(tmp_path, dtype):
+    net = Sequential(Linear(3, 4, dtype=dtype, rng=0), BatchNorm1d(4, affine=False, dtype=dtype))
+    for seed in (1, 2):
+        net.forward(_randn((5, 3), dtype, seed))
+    net.eval()
+    x = _randn((2, 3), dtype)
+    (y,) = _ort(to_onnx(net, tmp_path / "bn.onnx", (3,))).run(None, {"input": x})
+    np.testing.assert_allclose(y, net.forward(x), rtol=0, atol=TOL[dtype])
+
+
+@needs_onnx
+def test_onnx_odd_geometry_and_dropout(tmp_path):
+    # float32 only: onnxruntime's CPU Conv and ConvTranspose have no float64 kernels
+    odd = _odd_geometry("float32").train()  # Dropout in training mode: its eval form, x
+    session = _ort(to_onnx(odd, tmp_path / "odd.onnx", (3, 4, 5)))
+    for n in (1, 3):
+        x = _randn((n, 3, 4, 5), "float32", seed=n)
+        (y,) = session.run(None, {"input": x})
+        np.testing.assert_allclose(y, odd.eval().forward(x), rtol=0, atol=TOL["float32"])
+
+
+@needs_onnx
+def test_onnx_float64_conv_graph_passes_the_checker(tmp_path):
+    import onnx
+
+    _, D = _dcgan((1, 28, 28), "float64")
+    model = onnx.load(to_onnx(D, tmp_path / "d.onnx", (1, 28, 28)))
+    onnx.checker.check_model(model, full_check=True)
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.DOUBLE
+
+
+@needs_onnx
+def test_onnx_refuses_batchnorm_without_running_statistics(tmp_path):
+    net = Sequential(Linear(3, 4), BatchNorm1d(4, track_running_stats=False))
+    with pytest.raises(ValueError, match=r"layer '1' \(BatchNorm1d\) has track_running_stats"):
+        to_onnx(net, tmp_path / "bn.onnx", (3,))
+    assert not (tmp_path / "bn.onnx").exists()
 
 
 # ----------------------------------------------------------------------------------------------
