@@ -96,7 +96,7 @@ def junit_summary(path: Path) -> dict | None:
     return counts
 
 
-def target_values(bench, epoch, compare, tests) -> dict:
+def target_values(bench, epoch, compare, tests, gpu_seen: bool) -> dict:
     """The measured value behind each of :data:`TARGETS` (None where its step gave nothing)."""
     ratio = None
     for row in (bench or {}).get("rows", []):
@@ -107,7 +107,10 @@ def target_values(bench, epoch, compare, tests) -> dict:
         "mlp_ratio_to_torch_b64": ratio,
         "epoch_seconds": train.get("seconds_epoch"),
         "compare_passed": None if compare is None else bool(compare["passed"]),
-        "test_failures": None if tests is None else tests["failures"] + tests["errors"],
+        # None when no CuPy test can have run (no CuPy or no GPU): the skips are no pass
+        "test_failures": None
+        if tests is None or not gpu_seen
+        else tests["failures"] + tests["errors"],
     }
 
 
@@ -126,7 +129,9 @@ def collect(work: Path, device: str, budget: int, seconds: int) -> dict:
     epoch = first_json(work / "epoch", f"epoch_{device}.json")
     compare = read_json(work / "compare.json")
     tests = junit_summary(work / "junit.xml")
-    values = target_values(bench, epoch, compare, tests)
+    env = read_json(work / "env.json")
+    gpu_seen = device == "cpu" or bool((env or {}).get("cupy_gpu"))
+    values = target_values(bench, epoch, compare, tests, gpu_seen)
     targets = [
         {
             "target": what,
@@ -146,7 +151,7 @@ def collect(work: Path, device: str, budget: int, seconds: int) -> dict:
         "targets": targets,
         "targets_note": "issue 14's targets are for the H200 run (--device gpu); a --device cpu "
         "dry run shows that every piece runs, its figures are not the targets' subject",
-        "env": read_json(work / "env.json"),
+        "env": env,
         "tests": tests,
         "compare": compare,
         "bench_step": bench,

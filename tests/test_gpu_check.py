@@ -82,6 +82,7 @@ def write_work(work: Path) -> None:
     epoch = {"train_mnist": {"seconds_epoch": 4.5}}
     (work / "epoch" / "epoch_gpu.json").write_text(json.dumps(epoch))
     (work / "compare.json").write_text(json.dumps({"passed": True}))
+    (work / "env.json").write_text(json.dumps({"cupy_gpu": True}))
     (work / "junit.xml").write_text(
         '<testsuites><testsuite tests="3" failures="1" errors="0" skipped="1">'
         '<testcase classname="tests.test_x" name="test_a[cupy]"><failure message="x"/></testcase>'
@@ -102,7 +103,11 @@ def test_collect_gathers_steps_targets_and_failures(tmp_path):
     assert got["minigan / PyTorch CUDA eager, MLP, batch 64"] == (0.8, True)
     assert got["one MNIST epoch of train_mnist, seconds"] == (4.5, False)
     assert got["CuPy parametrization of the tests: failures + errors"] == (1, False)
+    (tmp_path / "env.json").unlink()  # no env: no proof that a GPU ran the CuPy tests
+    res = gpu_results.collect(tmp_path, "gpu", budget=480, seconds=7)
     assert res["env"] is None  # the env step left nothing: its part is null, not an error
+    got = {t["target"]: t["value"] for t in res["targets"]}
+    assert got["CuPy parametrization of the tests: failures + errors"] is None
 
 
 def test_collect_of_an_empty_run_says_nothing_passed(tmp_path):
