@@ -20,11 +20,23 @@ Prints a table (ms/step, ratio to PyTorch, fraction of floor) and writes JSON + 
 and PyTorch both use their defaults (reported in the output). Nothing here is a test; timing is
 never asserted.
 
+The BLAS kernel that ran (threadpoolctl's ``"architecture"``, e.g. ``Haswell``, ``SkylakeX``,
+``Zen``) heads the table and is in the JSON (``blas_kernel``). ``OPENBLAS_CORETYPE`` and
+``OPENBLAS_L2_SIZE`` force another kernel than the one OpenBLAS picks for this CPU; when either
+is set the script says so, and the unpinned run is
+``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_step.py``
+(``docs/benchmarks.md``, "Which BLAS kernel").
+
+``--presets default dcgan`` times several presets of ``build_gan`` in one run; the matmul floor
+is counted for presets made of Linear layers only, and PyTorch runs where ``torch_copy`` knows
+every layer (else the JSON's ``no_torch_twin`` says which layer it lacked).
+
 Usage::
 
     python benchmarks/bench_step.py                     # CPU, batch 64 128 256
     python benchmarks/bench_step.py --device gpu        # CuPy + PyTorch CUDA
     python benchmarks/bench_step.py --profile 256       # where minigan's time goes
+    python benchmarks/bench_step.py --device gpu --presets default dcgan
 """
 
 from __future__ import annotations
@@ -52,6 +64,9 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 THREADS_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 # Reported when set: a knob of NumPy's OpenBLAS (not PyTorch's BLAS) that changes its threads.
 TUNING_ENV = ("OPENBLAS_THREAD_TIMEOUT",)
+# Variables that make OpenBLAS use another kernel than the one it picks for this CPU.
+KERNEL_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+UNPINNED = "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_step.py"
 
 # The clock of every timed block: wall time by default; ``--clock thread`` switches to the
 # CPU time of the calling thread (valid only with ``--threads 1``, where every op runs on it),
@@ -88,10 +103,12 @@ def _import_torch(device: str):
 # ----------------------------------------------------------------------------------------------
 # The minigan contender
 # ----------------------------------------------------------------------------------------------
-def make_minigan(batch: int, device: str, seed: int = 0):
-    """A fresh default-preset GAN and one synthetic real batch in [-1, 1] on the device."""
-    gan = build_gan("default", device=device, seed=seed, dtype="float32")
-    host = np.random.default_rng(seed + 1).uniform(-1, 1, (batch, 784)).astype(np.float32)
+def make_minigan(batch: int, device: str, seed: int = 0, preset: str = "default"):
+    """A fresh GAN of ``preset`` and one synthetic real batch in [-1, 1] on the device, shaped
+    like G's output (so an image preset gets image batches)."""
+    gan = build_gan(preset, device=device, seed=seed, dtype="float32")
+    shape = tuple(gan.sample(1).shape[1:])
+    host = np.random.default_rng(seed + 1).uniform(-1, 1, (batch, *shape)).astype(np.float32)
     real = gan.backend.asarray(host, dtype="float32")
     return gan, real, lambda: gan.train_step(real)
 
@@ -122,13 +139,13 @@ def torch_copy(torch, module, device: str):
     return nn.Sequential(*layers).to("cuda" if device == "gpu" else "cpu")
 
 
-def make_torch(torch, batch: int, device: str, *, freeze_d: bool, seed: int = 0):
+def make_torch(torch, batch: int, device: str, *, freeze_d: bool, seed=0, preset="default"):
     """PyTorch eager twin of :func:`make_minigan`; returns ``(step, max_rel_diff)``.
 
     ``max_rel_diff`` is the largest relative difference between minigan's and PyTorch's G(z)
     and D(x) on one batch before training: proof that the two networks are the same function.
     """
-    gan, real_m, _ = make_minigan(batch, device, seed)
+    gan, real_m, _ = make_minigan(batch, device, seed, preset)
     dev = "cuda" if device == "gpu" else "cpu"
     G = torch_copy(torch, gan.generator, device)
     D = torch_copy(torch, gan.discriminator, device)
@@ -309,11 +326,36 @@ def summarize(samples: list[float]) -> dict:
     }
 
 
+def blas_kernel() -> str:
+    """The kernel NumPy's BLAS runs, from threadpoolctl (``"architecture"``, e.g. "Haswell")."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown (pip install threadpoolctl)"
+    found = [
+        f"{d.get('internal_api')} {d.get('architecture') or '?'}"
+        for d in threadpool_info()
+        if d.get("user_api") == "blas"
+    ]
+    return ", ".join(found) or "no BLAS found by threadpoolctl"
+
+
+def kernel_pin_note() -> str | None:
+    """A warning when OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE pin the kernel, else None."""
+    pinned = {k: os.environ[k] for k in KERNEL_ENV if k in os.environ}
+    if not pinned:
+        return None
+    return (
+        f"note: {pinned} pin OpenBLAS's kernel, so this run does not measure the kernel "
+        f"OpenBLAS would pick for this CPU; run unpinned with: {UNPINNED}"
+    )
+
+
 def thread_info(torch) -> dict:
     info = {
         "os.cpu_count": os.cpu_count(),
         "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "env": {k: os.environ[k] for k in THREADS_ENV + TUNING_ENV if k in os.environ},
+        "env": {k: os.environ[k] for k in THREADS_ENV + TUNING_ENV + KERNEL_ENV if k in os.environ},
     }
     try:
         from threadpoolctl import threadpool_info
@@ -345,20 +387,20 @@ def gpu_info(torch) -> dict:
     return info
 
 
-def profile_minigan(batch: int, device: str, steps: int) -> str:
+def profile_minigan(batch: int, device: str, steps: int, preset: str = "default") -> str:
     """cProfile of ``steps`` minigan steps, grouped by where the time goes, plus the top list."""
-    _, _, step = make_minigan(batch, device)
+    _, _, step = make_minigan(batch, device, preset=preset)
     for _ in range(5):
         step()
-    prof = cProfile.Profile()
+    prof = cProfile.Profile(clock)  # --clock thread: CPU time of this thread, for a busy machine
     _sync_minigan(device)
-    t0 = time.perf_counter()
+    t0 = clock()
     prof.enable()
     for _ in range(steps):
         step()
     _sync_minigan(device)
     prof.disable()
-    wall = time.perf_counter() - t0
+    wall = clock() - t0
     stats = pstats.Stats(prof)
     groups: dict[str, float] = {}
     for (file, _line, func), (_cc, _nc, tt, _ct, _callers) in stats.stats.items():
@@ -370,8 +412,10 @@ def profile_minigan(batch: int, device: str, steps: int) -> str:
             key = f"builtin {func}" if file == "~" else f"other {Path(file).stem}.{func}"
         groups[key] = groups.get(key, 0.0) + tt
     lines = [
-        f"minigan profile, batch {batch}, {steps} steps, {1e3 * wall / steps:.2f} ms/step "
-        "(with cProfile overhead); self time per step:",
+        f"minigan profile, preset {preset}, batch {batch}, {steps} steps, "
+        f"{1e3 * wall / steps:.2f} ms/step (with cProfile overhead; {clock.__name__} clock); "
+        "NumPy BLAS kernel "
+        f"{blas_kernel()}; self time per step:",
         "",
     ]
     for key, tt in sorted(groups.items(), key=lambda kv: -kv[1])[:20]:
@@ -384,6 +428,71 @@ def profile_minigan(batch: int, device: str, steps: int) -> str:
 # ----------------------------------------------------------------------------------------------
 # Main
 # ----------------------------------------------------------------------------------------------
+def only_linear(model) -> bool:
+    """True when every module with parameters is a Linear (the floor counts only those)."""
+    return all(isinstance(m, Linear) or not m.params for m in model.modules())
+
+
+def build_contenders(args, torch, preset: str) -> tuple[dict, dict, str | None]:
+    """``{(preset, name, batch): step}``, ``{batch: max_rel_diff_vs_torch}`` and why PyTorch
+    is missing for this preset (None when it is there or was not asked for)."""
+    contenders, checks, why = {}, {}, None
+    for n in args.batch_sizes:
+        contenders[(preset, "minigan", n)] = make_minigan(n, args.device, preset=preset)[2]
+        if torch is None or why is not None:
+            continue
+        torch.manual_seed(0)
+        try:
+            step, checks[n] = make_torch(torch, n, args.device, freeze_d=False, preset=preset)
+        except TypeError as e:  # a layer without a PyTorch twin in torch_copy
+            why = str(e)
+            continue
+        contenders[(preset, "torch", n)] = step
+        if not args.no_torch_frozen:
+            frozen = make_torch(torch, n, args.device, freeze_d=True, preset=preset)[0]
+            contenders[(preset, "torch_frozen", n)] = frozen
+    return contenders, checks, why
+
+
+def time_contenders(args, contenders: dict, syncs: dict, block: int) -> dict:
+    """Warm up every contender, then time them round by round; samples per contender."""
+    for key, step in contenders.items():  # warm-up: allocator, BLAS threads, caches
+        time_block(step, args.warmup, syncs[key[1]])
+    samples: dict = {k: [] for k in contenders}
+    for r in range(args.rounds):  # interleaved, so that load changes hit everyone alike
+        for key, step in contenders.items():
+            for _ in range(args.steps // block):
+                samples[key].append(time_block(step, block, syncs[key[1]]))
+        print(f"  round {r + 1}/{args.rounds} done", file=sys.stderr)
+    return samples
+
+
+def preset_rows(args, preset: str, samples: dict, checks: dict) -> list[dict]:
+    """One table row per batch size of ``preset``: times, ratios, the floor where counted."""
+    gan0, _, _ = make_minigan(8, args.device, preset=preset)
+    G, D = gan0.generator, gan0.discriminator
+    rows = []
+    for n in args.batch_sizes:
+        row: dict = {"preset": preset, "batch": n}
+        for name in ("minigan", "torch", "torch_frozen"):
+            if (preset, name, n) in samples:
+                row[name] = summarize(samples[(preset, name, n)])
+        m = row["minigan"]["median_ms"]
+        if only_linear(G) and only_linear(D):
+            gemms = step_gemms(linear_shapes(G), linear_shapes(D), n)
+            rate = measure_gemm_rate(gan0.backend.xp, args.device, gemms)
+            row |= {"gemm_gflop": gemm_flops(gemms) / 1e9, "sgemm": rate}
+            row["floor_ms"] = row["gemm_gflop"] / rate["gflops"] * 1e3
+            row["fraction_of_floor"] = row["floor_ms"] / m
+        if "torch" in row:
+            row["ratio_to_torch"] = m / row["torch"]["median_ms"]
+            row["max_rel_diff_vs_torch"] = checks[n]
+        if "torch_frozen" in row:
+            row["ratio_to_torch_frozen"] = m / row["torch_frozen"]["median_ms"]
+        rows.append(row)
+    return rows
+
+
 def run(args) -> dict:
     device = args.device
     if device == "gpu" and not minigan.backend.cupy_available():
@@ -392,50 +501,18 @@ def run(args) -> dict:
     if torch is not None and args.threads:
         torch.set_num_threads(args.threads)
     block = args.block or (1 if device == "cpu" else 10)
-    gan0, _, _ = make_minigan(8, device)
-    xp = gan0.backend.xp
-    g_layers, d_layers = linear_shapes(gan0.generator), linear_shapes(gan0.discriminator)
-
-    contenders = {}  # (name, batch) -> step
-    checks = {}
-    for n in args.batch_sizes:
-        contenders[("minigan", n)] = make_minigan(n, device)[2]
-        if torch is not None:
-            torch.manual_seed(0)
-            contenders[("torch", n)], checks[n] = make_torch(torch, n, device, freeze_d=False)
-            if not args.no_torch_frozen:
-                contenders[("torch_frozen", n)] = make_torch(torch, n, device, freeze_d=True)[0]
+    contenders, checks, no_torch = {}, {}, {}
+    for preset in args.presets:
+        c, checks[preset], why = build_contenders(args, torch, preset)
+        contenders |= c
+        if why is not None:
+            no_torch[preset] = why
     syncs = {"minigan": lambda: _sync_minigan(device)}
     if torch is not None:
         syncs["torch"] = syncs["torch_frozen"] = lambda: _sync_torch(torch, device)
-
-    for (name, _), step in contenders.items():  # warm-up: allocator, BLAS threads, caches
-        time_block(step, args.warmup, syncs[name])
-    samples: dict = {k: [] for k in contenders}
-    for r in range(args.rounds):  # interleaved, so that load changes hit everyone alike
-        for key, step in contenders.items():
-            for _ in range(args.steps // block):
-                samples[key].append(time_block(step, block, syncs[key[0]]))
-        print(f"  round {r + 1}/{args.rounds} done", file=sys.stderr)
-
-    rows = []
-    for n in args.batch_sizes:
-        gemms = step_gemms(g_layers, d_layers, n)
-        rate = measure_gemm_rate(xp, device, gemms)
-        row = {"batch": n, "gemm_gflop": gemm_flops(gemms) / 1e9, "sgemm": rate}
-        for name in ("minigan", "torch", "torch_frozen"):
-            if (name, n) in samples:
-                row[name] = summarize(samples[(name, n)])
-        row["floor_ms"] = row["gemm_gflop"] / rate["gflops"] * 1e3
-        m = row["minigan"]["median_ms"]
-        row["fraction_of_floor"] = row["floor_ms"] / m
-        if "torch" in row:
-            row["ratio_to_torch"] = m / row["torch"]["median_ms"]
-            row["max_rel_diff_vs_torch"] = checks[n]
-        if "torch_frozen" in row:
-            row["ratio_to_torch_frozen"] = m / row["torch_frozen"]["median_ms"]
-        rows.append(row)
-
+    samples = time_contenders(args, contenders, syncs, block)
+    rows = [r for p in args.presets for r in preset_rows(args, p, samples, checks[p])]
+    xp = make_minigan(8, device)[0].backend.xp
     return {
         "device": device,
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -445,6 +522,8 @@ def run(args) -> dict:
         "numpy": np.__version__,
         "minigan": minigan.__version__,
         "torch": torch.__version__ if torch is not None else None,
+        "blas_kernel": blas_kernel(),
+        "kernel_pinned_by": {k: os.environ[k] for k in KERNEL_ENV if k in os.environ},
         "threads": thread_info(torch),
         "gpu": gpu_info(torch) if device == "gpu" else None,
         "loadavg_after": os.getloadavg() if hasattr(os, "getloadavg") else None,
@@ -456,9 +535,10 @@ def run(args) -> dict:
             "rounds": args.rounds,
             "steps_per_round": args.steps,
             "block": block,
-            "preset": "default",
+            "presets": list(args.presets),
             "dtype": "float32",
         },
+        "no_torch_twin": no_torch,
         "rows": rows,
     }
 
@@ -476,25 +556,41 @@ def _cpu_name() -> str:
 def markdown(res: dict) -> str:
     has_t = any("torch" in r for r in res["rows"])
     has_tf = any("torch_frozen" in r for r in res["rows"])
-    head = ["batch", "minigan ms/step"]
+    many = len(res["settings"]["presets"]) > 1
+    head = (["preset"] if many else []) + ["batch", "minigan ms/step"]
     if has_t:
         head += ["PyTorch ms/step", "minigan / PyTorch"]
     if has_tf:
         head += ["PyTorch (D frozen) ms/step", "minigan / PyTorch (D frozen)"]
     head += ["matmul floor ms", "sgemm GFLOP/s (step shapes)", "fraction of floor"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    pinned = res.get("kernel_pinned_by")
+    lines = [
+        f"NumPy BLAS kernel: {res['blas_kernel']} "
+        + (f"(pinned by {pinned})" if pinned else "(OpenBLAS's own choice for this CPU)"),
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
     gpu = res.get("gpu")
     for r in res["rows"]:
-        cells = [str(r["batch"]), _ms(r["minigan"])]
+        cells = ([r["preset"]] if many else []) + [str(r["batch"]), _ms(r["minigan"])]
         if has_t:
-            cells += [_ms(r["torch"]), f"{r['ratio_to_torch']:.2f}"]
+            cells += [_ms(r["torch"]), f"{r['ratio_to_torch']:.2f}"] if "torch" in r else ["-"] * 2
         if has_tf:
-            cells += [_ms(r["torch_frozen"]), f"{r['ratio_to_torch_frozen']:.2f}"]
-        cells += [
-            f"{r['floor_ms']:.1f}",
-            f"{r['sgemm']['gflops']:.0f}",
-            f"{r['fraction_of_floor']:.2f}",
-        ]
+            frozen = "torch_frozen" in r
+            cells += (
+                [_ms(r["torch_frozen"]), f"{r['ratio_to_torch_frozen']:.2f}"]
+                if frozen
+                else ["-"] * 2
+            )
+        if "floor_ms" in r:
+            cells += [
+                f"{r['floor_ms']:.1f}",
+                f"{r['sgemm']['gflops']:.0f}",
+                f"{r['fraction_of_floor']:.2f}",
+            ]
+        else:
+            cells += ["-", "-", "- (floor counts Linear layers only)"]
         lines.append("| " + " | ".join(cells) + " |")
     th = res["threads"]
     blas = th.get("numpy_blas")
@@ -545,6 +641,12 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 128, 256])
+    ap.add_argument(
+        "--presets",
+        nargs="+",
+        default=["default"],
+        help="presets of build_gan to time (default: default, the MLP)",
+    )
     ap.add_argument("--warmup", type=int, default=10, help="untimed steps per contender")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
     ap.add_argument("--steps", type=int, default=20, help="timed steps per contender per round")
@@ -590,8 +692,12 @@ def main(argv=None) -> None:
         global clock
         clock = time.thread_time
 
+    note = kernel_pin_note()
+    if note:
+        print(note, file=sys.stderr)
+    print(f"NumPy BLAS kernel: {blas_kernel()}", file=sys.stderr)
     if args.profile:
-        text = profile_minigan(args.profile, args.device, max(args.steps, 20))
+        text = profile_minigan(args.profile, args.device, max(args.steps, 20), args.presets[0])
         print(text)
         if not args.no_save:
             args.out.mkdir(parents=True, exist_ok=True)
