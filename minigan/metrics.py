@@ -5,8 +5,9 @@ Three families of numbers answer "is my GAN any good?":
 * **Parzen-window log-likelihood** (:func:`parzen_log_likelihood`, :func:`parzen_select_sigma`),
   with the protocol of Goodfellow et al. (2014), Table 1, so the figure can be put next to the
   paper's (GAN 225 +- 2 on MNIST).
-* **Classifier-based scores** (:func:`classifier_metrics`) from an MNIST classifier trained with
-  minigan's own layers (:mod:`minigan.classifier`): an Inception Score computed with that
+* **Classifier-based scores** (:func:`classifier_metrics`) from a metric classifier of the
+  dataset (MNIST, Fashion-MNIST, CIFAR-10) trained with minigan's own layers
+  (:mod:`minigan.classifier`): an Inception Score computed with that
   classifier, a Frechet distance between its penultimate-layer features of samples and of real
   test images (the *Frechet classifier distance*, FCD, not Inception-FID: the numbers are not
   comparable with FID values in papers), the predicted-class histogram, the number of digits
@@ -14,12 +15,19 @@ Three families of numbers answer "is my GAN any good?":
 * **Nearest training images** of a few samples (:func:`nearest_neighbours`,
   :func:`plot_nearest_neighbours`), the memorisation check of the paper's Figure 2.
 
+* **Classification Accuracy Score** (:func:`classification_accuracy_score`, Ravuri & Vinyals
+  2019): the real test accuracy of the metric classifier trained on labelled samples only.
+
 :func:`evaluate_checkpoint` runs everything on a saved GAN and :func:`format_table` prints the
 result next to the real test set's own scores and the paper's Table 1; ``minigan evaluate`` is
-the command-line face of the two.
+the command-line face of the two. The evaluation is honest about what the GAN saw
+(:func:`evaluation_protocol`): the Parzen sigma and the real FCD reference come from training
+images held out of training (the checkpoint config's ``holdout``, ``[start, stop)``), and the
+table warns when the checkpoint trained on them.
 
-All image arguments are flattened images, shape ``(N, 784)``, with pixel values in ``[0, 1]``
-(the paper's convention; a generator's ``tanh`` output ``x`` maps there as ``(x + 1) / 2``).
+All image arguments are flattened images, shape ``(N, D)`` (``D = 784`` for MNIST), with pixel
+values in ``[0, 1]`` (the paper's convention; a generator's ``tanh`` output ``x`` maps there
+as ``(x + 1) / 2``).
 """
 
 from __future__ import annotations
@@ -843,7 +851,8 @@ def evaluation_protocol(config: dict[str, Any], n_total: int, test_range=None) -
     """Which images an evaluation may treat as unseen, read from a checkpoint's config.
 
     The training images are ``config["train_range"]`` if present, else
-    ``[0, config["n_train"])`` (``train_mnist`` trains on the first ``n_train`` images).
+    ``[0, config["n_train"])`` (``train_mnist`` trains on the first ``n_train`` images; without
+    ``n_train``: ``limit``, else up to the held-out start, else the whole split).
     The held-out images are ``config["holdout"]`` (``[start, stop)``, written by training with
     a validation split) or, for checkpoints without it, :func:`default_holdout` (the paper's
     MNIST validation images 50,000..59,999). The Parzen sigma is chosen on the held-out
@@ -874,7 +883,8 @@ def evaluation_protocol(config: dict[str, Any], n_total: int, test_range=None) -
     if config.get("train_range") is not None:
         train = _int_range(config["train_range"], "train_range")
     else:
-        n_train = config.get("n_train") or config.get("limit") or n_total
+        default = _int_range(config["holdout"], "holdout")[0] if config.get("holdout") else n_total
+        n_train = config.get("n_train") or config.get("limit") or default
         train = (0, min(int(n_train), n_total))
     warnings: list[str] = []
     if config.get("holdout") is not None:

@@ -59,6 +59,7 @@ def test_evaluation_protocol_reads_the_checkpoint_config():
     old = evaluation_protocol({"n_train": 60000}, 60000)  # trained on everything
     assert not old["honest"] and old["holdout"] == [50000, 60000]
     assert "WARNING" in old["warnings"][0] and "0..59,999" in old["warnings"][0]
+    assert evaluation_protocol({"holdout": [50000, 60000]}, 60000)["train_range"] == [0, 50000]
     small = evaluation_protocol({"n_train": 640, "limit": 640}, 60000)
     assert small["honest"] and small["train_range"] == [0, 640]
     seen_test = evaluation_protocol({"n_train": 10000}, 10000, ("train", 8000, 10000))
