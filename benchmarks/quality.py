@@ -94,8 +94,8 @@ def train(args) -> tuple[Path, dict[str, Any]]:
     import minigan
 
     out_dir = Path(args.out or ROOT / "runs" / time.strftime("quality-%Y%m%d-%H%M%S"))
-    if hasattr(minigan, "train"):
-        fn = minigan.train
+    fn = getattr(minigan, "train", None)  # until it exists, the submodule minigan.train
+    if callable(fn):
         kw = _train_kwargs(fn, args, out_dir) | {"dataset": args.dataset}
     elif args.dataset == "mnist":
         fn = minigan.train_mnist

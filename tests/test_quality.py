@@ -227,6 +227,8 @@ def _load_script(name: str):
 
 @needs_mnist
 def test_tiny_quality_run_writes_a_valid_row(tmp_path, capsys):
+    import minigan.train  # noqa: F401 - the submodule is an attribute now, not a trainer
+
     quality = _load_script("quality")
     results = tmp_path / "quality.json"
     argv = ["--preset", "default", "--dataset", "mnist", "--limit", "256", "--max-steps", "20",
