@@ -108,6 +108,7 @@ def train(args) -> tuple[Path, dict[str, Any]]:
         "train_minutes": (time.perf_counter() - wall0) / 60.0,
         "train_cpu_minutes": (time.process_time() - cpu0) / 60.0,
         "steps": len(history.steps),
+        "load_average": os.getloadavg()[0],  # a busy machine inflates the minutes
         "epochs": len(history.epochs),
     }
     return Path(history.artifacts["checkpoint"]), timing

@@ -31,7 +31,9 @@ GAN did not train on, the log-likelihood is averaged over the test set; the Ince
 covered come from minigan's own metric classifier of the dataset; the nearest-neighbour (NN)
 ratio is the median distance of samples to their nearest training image over that of test
 images (far below 1 would mean memorisation). "Honest" says whether the held-out images were
-really unseen. Minutes are wall-clock training minutes on the stated device.
+really unseen. Minutes are wall-clock training minutes on the stated device; on a machine
+shared with other jobs they are inflated (rows record the 1-minute load average when they
+can; the first row ran on two cores shared with about six other jobs).
 """
 
 
