@@ -398,9 +398,10 @@ class TrainingDiagnostics:
       :class:`HealthMonitor`; new warnings are printed with ``say``;
     * every ``metrics_every`` epochs (:meth:`on_epoch_end`):
       :func:`minigan.metrics.classifier_metrics` of ``metrics_samples`` images from fixed
-      noise (Inception score, Frechet classifier distance to the MNIST test set, class
-      histogram, digits covered), next to the same scores of as many held-out real images
-      (training images from 50,000); the histogram also goes to the monitor
+      noise (Inception score, Frechet classifier distance to the test set, class
+      histogram, classes covered) with the dataset's metric classifier, next to the same
+      scores of as many held-out real images (``holdout``, default training images from
+      50,000 for MNIST); the histogram also goes to the monitor
       (``MODE_COLLAPSE``); the rows are written to ``metrics.json`` and plotted to
       ``metrics.png`` in ``out_dir``.
 
@@ -414,7 +415,7 @@ class TrainingDiagnostics:
         MNIST classifier (:func:`minigan.classifier.load_classifier`, about a minute).
     metrics_samples : int
         Generated images per evaluation (default 2000).
-    data_dir : MNIST location
+    data_dir : dataset location
     seed : int
         Seeds the fixed metric noise.
     out_dir : path, optional
@@ -423,6 +424,12 @@ class TrainingDiagnostics:
         Prints a line (``tqdm.write`` under a progress bar).
     monitor : HealthMonitor, optional
         Custom thresholds. Default: one with the checks ``gan.objective.health_checks``.
+    dataset : str
+        Which metric classifier scores the samples (:data:`minigan.classifier.CLASSIFIERS`);
+        for a dataset without one the metrics are skipped, with one printed line.
+    holdout : [start, stop), optional
+        Held-out training images for the real reference row (default: the last sixth of the
+        training split, MNIST's 50,000..59,999).
 
     Attributes
     ----------
@@ -445,6 +452,8 @@ class TrainingDiagnostics:
         out_dir=None,
         say=print,
         monitor: HealthMonitor | None = None,
+        dataset: str = "mnist",
+        holdout=None,
     ):
         if metrics_every is not None:
             metrics_every = _positive_int("metrics_every", metrics_every)
@@ -455,6 +464,8 @@ class TrainingDiagnostics:
         if self.metrics_samples < 10:
             raise ValueError(f"metrics_samples: expected >= 10, got {metrics_samples}")
         self.data_dir = data_dir
+        self.dataset = dataset
+        self.holdout = None if holdout is None else tuple(int(v) for v in holdout)
         self.seed = int(seed)
         self.out_dir = out_dir
         self.say = say
@@ -488,33 +499,52 @@ class TrainingDiagnostics:
         self._report(new)
         return new
 
+    def _load_reference(self) -> bool:
+        """Load the dataset's classifier and the real reference row; False (once said) if none."""
+        from .classifier import CLASSIFIERS, load_classifier, load_dataset, spec_images
+        from .metrics import classifier_metrics, default_holdout, feature_statistics
+
+        spec = CLASSIFIERS.get(self.dataset)
+        if spec is None:
+            self.say(
+                f"metrics_every: no metric classifier for dataset {self.dataset!r} (known: "
+                f"{sorted(CLASSIFIERS)}); the per-epoch metrics are skipped"
+            )
+            self.metrics_every = None
+            return False
+
+        def device_images(u8):  # uint8 (N, C, H, W) -> (N, C*H*W) in [0, 1] on the device
+            flat = u8.reshape(u8.shape[0], -1).astype(np.float32) / 255.0
+            return self.gan.backend.asarray(flat)
+
+        self._classifier = load_classifier(
+            device=self.gan.backend, data_dir=self.data_dir, dataset=self.dataset
+        )
+        test, _ = spec_images(spec, "test", self.data_dir)
+        stats = feature_statistics(self._classifier.features_and_logits(device_images(test))[0])
+        # reference row: as many held-out real images (the run's holdout, else the last sixth)
+        train, _ = load_dataset(self.dataset, "train", self.data_dir)
+        start, stop = self.holdout or default_holdout(train.shape[0])
+        held_out = device_images(
+            train[start : min(stop, start + self.metrics_samples, start + 10000)]
+        )
+        self._reference = (stats, classifier_metrics(held_out, self._classifier, stats))
+        return True
+
     def on_epoch_end(self, epoch: int, step: int) -> dict[str, Any] | None:
         """Classifier metrics every ``metrics_every`` epochs; returns the row or None."""
         if self.metrics_every is None or epoch % self.metrics_every != 0:
             return None
         from pathlib import Path
 
-        from .metrics import classifier_metrics, feature_statistics, generate_samples, plot_metrics
+        from .metrics import classifier_metrics, generate_samples, plot_metrics
 
-        if self._classifier is None:
-            from .classifier import load_classifier
-            from .data import load_mnist
-
-            def device_images(u8):  # uint8 (N, 28, 28) -> (N, 784) in [0, 1] on the device
-                return self.gan.backend.asarray(u8.reshape(-1, 784).astype(np.float32) / 255.0)
-
-            self._classifier = load_classifier(device=self.gan.backend, data_dir=self.data_dir)
-            test, _ = load_mnist("test", root=self.data_dir)
-            feats, _ = self._classifier.features_and_logits(device_images(test))
-            stats = feature_statistics(feats)
-            # reference row: as many held-out real images (training images 50,000...)
-            train, _ = load_mnist("train", root=self.data_dir)
-            held_out = device_images(train[50000 : 50000 + min(self.metrics_samples, 10000)])
-            real = classifier_metrics(held_out, self._classifier, stats)
-            self._reference = (stats, real)
+        if self._classifier is None and not self._load_reference():
+            return None
         stats, real = self._reference
         # the same noise at every evaluation, independent of the training noise
         samples = generate_samples(self.gan, self.metrics_samples, seed=[self.seed, 3])
+        samples = self.gan.backend.xp.reshape(samples, (samples.shape[0], -1))  # (N, C*H*W)
         row: dict[str, Any] = {"epoch": int(epoch), "step": int(step)}
         row |= classifier_metrics(samples, self._classifier, stats)
         row["reference"] = {

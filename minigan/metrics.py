@@ -5,8 +5,9 @@ Three families of numbers answer "is my GAN any good?":
 * **Parzen-window log-likelihood** (:func:`parzen_log_likelihood`, :func:`parzen_select_sigma`),
   with the protocol of Goodfellow et al. (2014), Table 1, so the figure can be put next to the
   paper's (GAN 225 +- 2 on MNIST).
-* **Classifier-based scores** (:func:`classifier_metrics`) from an MNIST classifier trained with
-  minigan's own layers (:mod:`minigan.classifier`): an Inception Score computed with that
+* **Classifier-based scores** (:func:`classifier_metrics`) from a metric classifier of the
+  dataset (MNIST, Fashion-MNIST, CIFAR-10) trained with minigan's own layers
+  (:mod:`minigan.classifier`): an Inception Score computed with that
   classifier, a Frechet distance between its penultimate-layer features of samples and of real
   test images (the *Frechet classifier distance*, FCD, not Inception-FID: the numbers are not
   comparable with FID values in papers), the predicted-class histogram, the number of digits
@@ -14,12 +15,19 @@ Three families of numbers answer "is my GAN any good?":
 * **Nearest training images** of a few samples (:func:`nearest_neighbours`,
   :func:`plot_nearest_neighbours`), the memorisation check of the paper's Figure 2.
 
+* **Classification Accuracy Score** (:func:`classification_accuracy_score`, Ravuri & Vinyals
+  2019): the real test accuracy of the metric classifier trained on labelled samples only.
+
 :func:`evaluate_checkpoint` runs everything on a saved GAN and :func:`format_table` prints the
 result next to the real test set's own scores and the paper's Table 1; ``minigan evaluate`` is
-the command-line face of the two.
+the command-line face of the two. The evaluation is honest about what the GAN saw
+(:func:`evaluation_protocol`): the Parzen sigma and the real FCD reference come from training
+images held out of training (the checkpoint config's ``holdout``, ``[start, stop)``), and the
+table warns when the checkpoint trained on them.
 
-All image arguments are flattened images, shape ``(N, 784)``, with pixel values in ``[0, 1]``
-(the paper's convention; a generator's ``tanh`` output ``x`` maps there as ``(x + 1) / 2``).
+All image arguments are flattened images, shape ``(N, D)`` (``D = 784`` for MNIST), with pixel
+values in ``[0, 1]`` (the paper's convention; a generator's ``tanh`` output ``x`` maps there
+as ``(x + 1) / 2``).
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from .backend import array_namespace, to_numpy
 
 __all__ = [
     "PAPER_TABLE1",
+    "PAPER_ROWS",
     "THEIS_TRUE_DISTRIBUTION",
     "DEFAULT_SIGMAS",
     "check_images",
@@ -51,6 +60,10 @@ __all__ = [
     "nearest_neighbours",
     "plot_nearest_neighbours",
     "generate_samples",
+    "default_holdout",
+    "check_holdout",
+    "evaluation_protocol",
+    "classification_accuracy_score",
     "evaluate_checkpoint",
     "format_table",
     "plot_metrics",
@@ -494,9 +507,9 @@ def classifier_metrics(images, classifier, reference_stats=None, *, splits: int 
 
     Parameters
     ----------
-    images : array (N, 784) in [0, 1], on any backend (NumPy arrays go to the classifier's
-        device)
-    classifier : :class:`minigan.classifier.MNISTClassifier`
+    images : array (N, D) in [0, 1] (D = 784 for MNIST), on any backend (NumPy arrays go to
+        the classifier's device)
+    classifier : :class:`minigan.classifier.MetricClassifier`
     reference_stats : (mu, cov), optional
         :func:`feature_statistics` of the reference images (the MNIST test set); without it no
         Frechet distance is computed.
@@ -523,7 +536,7 @@ def classifier_metrics(images, classifier, reference_stats=None, *, splits: int 
     TypeError, ValueError
         See :func:`check_images`.
     """
-    check_images(images, "images", dim=784)
+    check_images(images, "images", dim=classifier.in_features)
     feats, logits = classifier.features_and_logits(images)
     from .classifier import softmax
 
@@ -545,6 +558,104 @@ def classifier_metrics(images, classifier, reference_stats=None, *, splits: int 
         mu, cov = feature_statistics(feats)
         out["fcd"] = frechet_distance(mu, cov, *reference_stats)
     return out
+
+
+def classification_accuracy_score(
+    samples,
+    n: int = 60000,
+    *,
+    dataset: str = "mnist",
+    config=None,
+    real_accuracy: float | None = None,
+    data_dir=None,
+    cache_dir=None,
+    device: Any = "cpu",
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Classification Accuracy Score: real test accuracy of a classifier trained on samples only.
+
+    ``CAS = accuracy on the real test set of f_theta``, ``theta = argmin sum_i CE(f(x_i), y_i)``
+    over labelled generated pairs ``(x_i, y_i) ~ G(z, y)`` (Ravuri & Vinyals 2019, "Classification
+    Accuracy Score for conditional generative models", Sec. 3). The classifier is the dataset's
+    metric classifier (:data:`minigan.classifier.CLASSIFIERS`), trained exactly as on real data
+    (:func:`minigan.classifier.train_classifier`); the score is reported beside the accuracy of
+    the same architecture and settings trained on the real training images.
+
+    Parameters
+    ----------
+    samples : callable
+        ``samples()`` returns an iterable of ``(images, labels)`` batches: images in [0, 1],
+        shape (B, C*H*W) or (B, C, H, W), any backend; labels integer class ids (B,). Batches
+        are taken until ``n`` images are collected.
+    n : int
+        Training images (the paper: as many as the real training set, 60,000 for MNIST).
+    dataset : str
+        Which metric classifier and real test set.
+    config : ClassifierConfig, optional
+        Default: the registry's for ``dataset``.
+    real_accuracy : float, optional
+        The real-data baseline; default: the test accuracy of the cached classifier of
+        ``config`` trained on real images (:func:`minigan.classifier.load_classifier`, trained
+        and cached on first use).
+    data_dir, cache_dir, device, progress : as for :func:`minigan.classifier.load_classifier`
+
+    Returns
+    -------
+    dict with ``cas`` (accuracy in [0, 1]), ``real_accuracy``, ``n`` (images trained on),
+    ``histogram`` (label counts of the samples), ``dataset``, ``architecture``.
+
+    Raises
+    ------
+    TypeError
+        ``samples`` is not callable.
+    ValueError
+        ``n`` < 1; the batches ran out before one classifier batch; images outside [0, 1];
+        labels of another length than their images.
+    KeyError
+        No classifier for ``dataset``.
+    """
+    from .classifier import get_spec, load_classifier, train_classifier
+
+    if not callable(samples):
+        raise TypeError(f"samples: expected a callable returning (images, labels) batches, got "
+                        f"{type(samples).__name__}")  # fmt: skip
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n: expected an int >= 1, got {n!r}")
+    spec = get_spec(dataset)
+    config = spec.config if config is None else config
+    xs, ys, got = [], [], 0
+    for images, labels in samples():
+        x = np.asarray(to_numpy(images), dtype=np.float32).reshape(-1, spec.in_features)
+        y = np.asarray(to_numpy(labels)).astype(np.int64).reshape(-1)
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(f"samples: a batch of {x.shape[0]} images has {y.shape[0]} labels")
+        check_images(x, "samples' images")
+        xs.append(x[: n - got])
+        ys.append(y[: n - got])
+        got += xs[-1].shape[0]
+        if got >= n:
+            break
+    if not xs:
+        raise ValueError("samples: the callable yielded no batches")
+    x = np.concatenate(xs).reshape(-1, *spec.image_shape)
+    y = np.concatenate(ys)
+    clf = train_classifier(
+        config, dataset=dataset, images=x, labels=y, data_dir=data_dir, device=device,
+        progress=progress,
+    )  # fmt: skip
+    if real_accuracy is None:
+        real = load_classifier(
+            config, dataset=dataset, data_dir=data_dir, cache_dir=cache_dir, progress=progress
+        )
+        real_accuracy = real.test_accuracy
+    return {
+        "cas": float(clf.test_accuracy),
+        "real_accuracy": None if real_accuracy is None else float(real_accuracy),
+        "n": int(y.shape[0]),
+        "histogram": [int(c) for c in np.bincount(y, minlength=10)],
+        "dataset": dataset,
+        "architecture": spec.architecture,
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -589,7 +700,9 @@ def nearest_neighbours(queries, reference, *, batch_size: int = 256, dtype="floa
     return indices, np.sqrt(np.sum((q_host - nn_host) ** 2, axis=1))
 
 
-def plot_nearest_neighbours(samples, reference, path, *, n: int = 10, title: str | None = None):
+def plot_nearest_neighbours(
+    samples, reference, path, *, n: int = 10, title: str | None = None, image_shape=(1, 28, 28)
+):
     """Save a figure: ``n`` samples (top row) above their nearest reference images (bottom).
 
     The check of Goodfellow et al. (2014), Figure 2: if the bottom row repeats the top row,
@@ -597,11 +710,13 @@ def plot_nearest_neighbours(samples, reference, path, *, n: int = 10, title: str
 
     Parameters
     ----------
-    samples : array (N >= n, 784) in [0, 1]; the first ``n`` rows are shown
-    reference : array (M, 784) in [0, 1] (the training set), same backend
+    samples : array (N >= n, C*H*W) in [0, 1]; the first ``n`` rows are shown
+    reference : array (M, C*H*W) in [0, 1] (the training set), same backend
     path : output ``.png``
     n : int
     title : str, optional
+    image_shape : (C, H, W)
+        How a row is drawn (grey for C = 1, RGB for C = 3).
 
     Returns
     -------
@@ -614,8 +729,14 @@ def plot_nearest_neighbours(samples, reference, path, *, n: int = 10, title: str
     n = min(int(n), samples.shape[0])
     shown = samples[:n, :]
     idx, dist = nearest_neighbours(shown, reference)
-    top = np.asarray(to_numpy(shown)).reshape(n, 28, 28)
-    bottom = np.asarray(to_numpy(reference))[idx].reshape(n, 28, 28)
+    c, h, w = image_shape
+
+    def pictures(rows):  # (n, C*H*W) -> (n, H, W) grey or (n, H, W, 3) RGB
+        x = np.asarray(rows).reshape(n, c, h, w).transpose(0, 2, 3, 1)
+        return x[..., 0] if c == 1 else x
+
+    top = pictures(to_numpy(shown))
+    bottom = pictures(np.asarray(to_numpy(reference))[idx])
     del xp
     fig = Figure(figsize=(1.1 * n + 0.6, 2.8))
     FigureCanvasAgg(fig)
@@ -640,12 +761,8 @@ def plot_nearest_neighbours(samples, reference, path, *, n: int = 10, title: str
 # ----------------------------------------------------------------------------------------------
 # Evaluating a checkpoint
 # ----------------------------------------------------------------------------------------------
-#: The paper's data split for the Parzen protocol (indices into the MNIST training set).
-VALIDATION_START = 50000
-#: Reference kernel centres for the "real images" Parzen row: training images 0..9999.
-REFERENCE_CENTRES = (0, 10000)
-#: Held-out real images for the FCD reference row: training images 50,000..59,999.
-FCD_REFERENCE_REAL = (50000, 60000)
+#: Paper rows shown beside a dataset's Parzen figure (only MNIST has them).
+PAPER_ROWS: dict[str, dict[str, tuple[float, float]]] = {"mnist": PAPER_TABLE1}
 
 
 def generate_samples(gan, n: int, *, seed=0, batch_size: int = 1000):
@@ -679,6 +796,231 @@ def _say(progress: bool, msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
+# ----------------------------------------------------------------------------------------------
+# The honest protocol: which images the checkpoint did not see
+# ----------------------------------------------------------------------------------------------
+def default_holdout(n_total: int) -> tuple[int, int]:
+    """The last sixth of a training split, ``[n - n // 6, n)``: MNIST's 50,000..59,999."""
+    return n_total - n_total // 6, n_total
+
+
+def _int_range(value, name: str) -> tuple[int, int]:
+    try:
+        a, b = (int(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected [start, stop) as two ints, got {value!r}") from None
+    return a, b
+
+
+def check_holdout(holdout, train_range, n_total: int) -> tuple[int, int]:
+    """Validate a held-out range ``[start, stop)`` of the training split; return it as ints.
+
+    Parameters
+    ----------
+    holdout : two ints [start, stop)
+        Images of the training split the GAN did not train on (the checkpoint config's
+        ``holdout``).
+    train_range : two ints [start, stop)
+        Images it trained on.
+    n_total : int
+        Images in the split (60,000 for MNIST).
+
+    Raises
+    ------
+    ValueError
+        Not two ints, empty, outside ``[0, n_total)``, or overlapping ``train_range`` (the
+        message gives both ranges).
+    """
+    a, b = _int_range(holdout, "holdout")
+    t0, t1 = _int_range(train_range, "train_range")
+    if not 0 <= a < b <= n_total:
+        raise ValueError(f"holdout: expected 0 <= start < stop <= {n_total}, got [{a}, {b})")
+    if a < t1 and t0 < b:
+        raise ValueError(
+            f"holdout [{a}, {b}) overlaps the training images [{t0}, {t1}): held-out images "
+            "must be images the GAN never trained on"
+        )
+    return a, b
+
+
+def _span(r: tuple[int, int]) -> str:
+    return f"{r[0]:,}..{r[1] - 1:,}"
+
+
+def evaluation_protocol(config: dict[str, Any], n_total: int, test_range=None) -> dict[str, Any]:
+    """Which images an evaluation may treat as unseen, read from a checkpoint's config.
+
+    The training images are ``config["train_range"]`` if present, else
+    ``[0, config["n_train"])`` (``train_mnist`` trains on the first ``n_train`` images; without
+    ``n_train``: ``limit``, else up to the held-out start, else the whole split).
+    The held-out images are ``config["holdout"]`` (``[start, stop)``, written by training with
+    a validation split) or, for checkpoints without it, :func:`default_holdout` (the paper's
+    MNIST validation images 50,000..59,999). The Parzen sigma is chosen on the held-out
+    images; when the checkpoint trained on them (old checkpoints trained on all 60,000) a
+    warning says so and the real FCD reference is drawn from the test set instead.
+
+    Parameters
+    ----------
+    config : dict
+        The checkpoint's config.
+    n_total : int
+        Images in the training split.
+    test_range : (split, start, stop), optional
+        Where the "test" images come from (a metric classifier's ``test_range``); a range of
+        the training split that overlaps the training images adds a warning.
+
+    Returns
+    -------
+    dict with ``train_range``, ``holdout`` (lists), ``holdout_source`` (``"checkpoint"`` or
+    ``"default"``), ``honest`` (bool: the held-out images are unseen), ``warnings`` (list of
+    str).
+
+    Raises
+    ------
+    ValueError
+        A ``holdout`` in the config that is malformed or overlaps the training images.
+    """
+    if config.get("train_range") is not None:
+        train = _int_range(config["train_range"], "train_range")
+    else:
+        default = _int_range(config["holdout"], "holdout")[0] if config.get("holdout") else n_total
+        n_train = config.get("n_train") or config.get("limit") or default
+        train = (0, min(int(n_train), n_total))
+    warnings: list[str] = []
+    if config.get("holdout") is not None:
+        holdout, source = check_holdout(config["holdout"], train, n_total), "checkpoint"
+    else:
+        holdout, source = default_holdout(n_total), "default"
+    honest = not (holdout[0] < train[1] and train[0] < holdout[1])
+    if not honest:
+        warnings.append(
+            f"WARNING: this checkpoint trained on training images {_span(train)}, which include "
+            f"the validation images {_span(holdout)}: the Parzen sigma is chosen on images it "
+            "saw, and the real FCD reference comes from the test set instead. Retrain holding "
+            "them out (validation_size=...) for the paper's protocol."
+        )
+    if test_range is not None and test_range[0] == "train":
+        t = (test_range[1], test_range[2] if test_range[2] is not None else n_total)
+        if t[0] < train[1] and train[0] < t[1]:
+            warnings.append(
+                f"WARNING: the test images are training images {_span(t)}, and this checkpoint "
+                "trained on them: the classifier scores compare it with its own training data."
+            )
+    return {
+        "train_range": list(train),
+        "holdout": list(holdout),
+        "holdout_source": source,
+        "honest": honest,
+        "warnings": warnings,
+    }
+
+
+class _EvalImages:
+    """The real images of one evaluation, flattened to (N, D) in [0, 1] on the GAN's device.
+
+    ``train`` (the images the GAN trained on, for nearest neighbours), ``valid`` (Parzen sigma),
+    ``test`` (Parzen log-likelihood; classifier metrics' real row), ``target`` (what FCD is
+    measured against) and ``reference`` (unseen real images whose FCD to ``target`` is the
+    real row), chosen by :func:`evaluation_protocol`.
+    """
+
+    def __init__(self, dataset, spec, protocol, backend, data_dir, n_validation, n_test):
+        from .classifier import load_dataset
+
+        def dev(u8):  # uint8 (N, C, H, W) -> (N, C*H*W) float32 in [0, 1] on the device
+            return backend.asarray(u8.reshape(u8.shape[0], -1).astype(np.float32) / 255.0)
+
+        train_all, _ = load_dataset(dataset, "train", data_dir)
+        if spec is not None:
+            split, lo, hi = spec.test_range
+            test_u8 = train_all if split == "train" else load_dataset(dataset, split, data_dir)[0]
+            test_u8 = test_u8[lo:hi]
+        else:
+            test_u8 = load_dataset(dataset, "test", data_dir)[0]
+        test_u8 = test_u8[:n_test] if n_test is not None else test_u8
+        t0, t1 = protocol["train_range"]
+        h0, h1 = protocol["holdout"]
+        self.image_shape = tuple(train_all.shape[1:])
+        self.train = dev(train_all[t0:t1])
+        self.valid = dev(train_all[h0 : min(h0 + n_validation, h1)])
+        self.test = dev(test_u8)
+        self.centres = dev(train_all[: min(10000, train_all.shape[0])])  # real Parzen row
+        if protocol["honest"]:  # unseen held-out training images vs the whole test set
+            self.reference = dev(train_all[h0 : min(h1, h0 + 10000)])
+            self.target = self.test
+            self.reference_label = f"held-out training images {_span((h0, min(h1, h0 + 10000)))}"
+            self.target_label = "the test set"
+        else:  # the GAN saw the held-out images: one half of the test set vs the other
+            half = test_u8.shape[0] // 2
+            self.reference, self.target = self.test[:half, :], self.test[half:, :]
+            self.reference_label = f"test images 0..{half - 1:,}"
+            self.target_label = f"test images {half:,}..{test_u8.shape[0] - 1:,}"
+
+
+def _parzen_block(centres, data: _EvalImages, sigma, sigmas, batch_size) -> dict[str, Any]:
+    import time
+
+    t0 = time.perf_counter()
+    table = None
+    s = sigma
+    if s is None:
+        s, table = parzen_select_sigma(centres, data.valid, sigmas, batch_size=batch_size)
+    mean, se = parzen_log_likelihood(centres, data.test, s, batch_size=batch_size)
+    return {
+        "sigma": float(s),
+        "sigma_table": None if table is None else [[k, v] for k, v in table.items()],
+        "mean": mean,
+        "stderr": se,
+        "n_centres": int(centres.shape[0]),
+        "n_test": int(data.test.shape[0]),
+        "n_validation": int(data.valid.shape[0]),
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def _nearest_block(queries, data: _EvalImages, n_neighbours: int) -> dict[str, Any]:
+    _, d = nearest_neighbours(queries[: min(n_neighbours, queries.shape[0]), :], data.train)
+    return {"n": int(d.size), "median": float(np.median(d)), "mean": float(np.mean(d))}
+
+
+def _classifier_blocks(samples, data: _EvalImages, clf, reference: bool) -> dict[str, Any]:
+    """``classifier``, ``classifier_info`` and the real row (``reference_classifier``)."""
+    target_stats = feature_statistics(clf.features_and_logits(data.target)[0])
+    out: dict[str, Any] = {
+        "classifier": classifier_metrics(samples, clf, target_stats),
+        "classifier_info": {
+            "dataset": clf.spec.dataset,
+            "architecture": clf.spec.architecture,
+            "description": clf.spec.description,
+            "test_accuracy": clf.test_accuracy,
+            "key": clf.config.key(),
+            "fcd_target": data.target_label,
+        },
+    }
+    if reference:
+        real = classifier_metrics(data.test, clf, None)
+        ref_stats = feature_statistics(clf.features_and_logits(data.reference)[0])
+        real["fcd"] = frechet_distance(*ref_stats, *target_stats)
+        real["fcd_images"] = f"{data.reference_label} vs {data.target_label}"
+        out["reference_classifier"] = real
+    return out
+
+
+def _load_metric_classifier(dataset: str, backend, data_dir, skipped: list):
+    from .classifier import CLASSIFIERS, load_classifier
+
+    if dataset not in CLASSIFIERS:
+        skipped.append(
+            {
+                "metrics": "Inception score, FCD, class histogram, coverage, KL to uniform",
+                "reason": f"no metric classifier for dataset {dataset!r} (there are classifiers "
+                f"for {sorted(CLASSIFIERS)})",
+            }
+        )
+        return None
+    return load_classifier(device=backend, data_dir=data_dir, dataset=dataset)
+
+
 def evaluate_checkpoint(
     path,
     device: Any = "auto",
@@ -697,29 +1039,34 @@ def evaluate_checkpoint(
     classifier=None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Evaluate a trained GAN checkpoint with every metric of this module.
+    """Evaluate a trained GAN checkpoint with every metric of this module, honestly.
 
     Steps:
 
-    1. rebuild the GAN (:func:`minigan.checkpoint.gan_from_checkpoint`) and draw ``n_samples``
-       images (:func:`generate_samples`);
+    1. rebuild the GAN (:func:`minigan.checkpoint.gan_from_checkpoint`), read its dataset
+       (config ``dataset``, default ``"mnist"``) and which images it did not train on
+       (:func:`evaluation_protocol`), draw ``n_samples`` images (:func:`generate_samples`);
     2. Parzen window with the protocol of Goodfellow et al. (2014): the samples are the kernel
-       centres, sigma is chosen among ``sigmas`` on MNIST training images
-       50,000 .. 50,000 + ``n_validation`` - 1, the log-likelihood is averaged over the
-       10,000 test images (or the first ``n_test``);
-    3. classifier metrics (:func:`classifier_metrics`), FCD against the test set's features;
-    4. nearest training image of the first ``n_neighbours`` samples, and an optional figure;
-    5. with ``reference``: the same for real data, the baseline rows of the table: Parzen with
-       10,000 training images (0..9,999) as centres; the classifier metrics of the test set,
-       whose FCD is that of 10,000 held-out training images (50,000..59,999) to the test set
-       (the smallest FCD an ideal generator can expect at this sample size); nearest-neighbour
-       distances of test images to the training set.
+       centres, sigma is chosen among ``sigmas`` on the first ``n_validation`` held-out images
+       (config ``holdout``; else 50,000.. with a warning when the GAN saw them), the
+       log-likelihood is averaged over the test images (or the first ``n_test``);
+    3. classifier metrics (:func:`classifier_metrics`) with the dataset's metric classifier
+       (:data:`minigan.classifier.CLASSIFIERS`), FCD against the test set's features; for a
+       dataset without a classifier these are skipped and ``skipped`` says why;
+    4. nearest image among those the GAN trained on, for the first ``n_neighbours`` samples,
+       and an optional figure;
+    5. with ``reference``: the same for real data, the baseline rows: Parzen with 10,000
+       training images as centres; the classifier metrics of the test set, whose FCD is that of
+       10,000 unseen real images (held-out training images, else half of the test set against
+       the other half, the GAN then being measured against that other half too) (the smallest
+       FCD an ideal generator can expect at this sample size); nearest-neighbour distances of
+       test images.
 
     Parameters
     ----------
     path : a ``checkpoint.npz`` from :func:`minigan.train_mnist`
     device : {"auto", "cpu", "gpu"} or a device object
-    data_dir : MNIST location (see :func:`minigan.data.load_mnist`)
+    data_dir : dataset location (see :func:`minigan.classifier.load_dataset`)
     n_samples : int
         Generated images (the paper: 10,000).
     seed : int
@@ -733,32 +1080,32 @@ def evaluate_checkpoint(
         Samples (and test images) whose nearest training image is searched.
     figure : path, optional
         Where to save the nearest-neighbour figure (:func:`plot_nearest_neighbours`).
-    classifier : MNISTClassifier, optional
-        Default :func:`minigan.classifier.load_classifier` (trained and cached on first use).
+    classifier : MetricClassifier, optional
+        Default :func:`minigan.classifier.load_classifier` of the dataset (trained and cached
+        on first use).
     progress : bool
         Print what it is doing to stderr.
 
     Returns
     -------
-    dict, JSON-serialisable: ``checkpoint``, ``config`` (run settings), ``device``,
-    ``n_samples``, ``seed``, ``parzen`` (``sigma``, ``sigma_table``, ``mean``, ``stderr``,
-    ``n_test``, ``n_validation``, ``seconds``), ``classifier`` (see
-    :func:`classifier_metrics`), ``nearest`` (``median``, ``mean`` distance, ``figure``),
-    ``classifier_info`` (architecture and test accuracy), ``reference`` (same keys for real
-    data, or None), ``paper`` (:data:`PAPER_TABLE1`).
+    dict, JSON-serialisable: ``checkpoint``, ``dataset``, ``config`` (run settings),
+    ``protocol`` (:func:`evaluation_protocol`), ``device``, ``n_samples``, ``seed``,
+    ``parzen`` (``sigma``, ``sigma_table``, ``mean``, ``stderr``, ``n_test``,
+    ``n_validation``, ``seconds``), ``classifier`` (see :func:`classifier_metrics`, or None),
+    ``nearest`` (``median``, ``mean`` distance, ``figure``), ``classifier_info`` (architecture
+    and test accuracy), ``skipped`` (list of ``metrics``/``reason`` dicts), ``reference``
+    (same keys for real data, or None), ``paper`` (:data:`PAPER_TABLE1` for MNIST, else {}).
 
     Raises
     ------
     ValueError
-        Bad counts, an unreadable checkpoint (see :func:`minigan.checkpoint.load_checkpoint`).
-    MNISTNotFoundError
-        No MNIST files.
+        Bad counts, an unreadable checkpoint (see :func:`minigan.checkpoint.load_checkpoint`),
+        a held-out range in its config that overlaps its training images.
+    FileNotFoundError
+        No dataset files.
     """
-    import time
-
     from .checkpoint import gan_from_checkpoint
-    from .classifier import load_classifier
-    from .data import load_mnist
+    from .classifier import CLASSIFIERS, load_dataset
 
     for name, v, lo in (
         ("n_samples", n_samples, 2),
@@ -767,98 +1114,64 @@ def evaluate_checkpoint(
     ):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
             raise ValueError(f"{name}: expected an int >= {lo}, got {v!r}")
-    if n_validation > 60000 - VALIDATION_START:
-        raise ValueError(
-            f"n_validation: expected <= {60000 - VALIDATION_START}, got {n_validation}"
-        )
-
     gan, _, config = gan_from_checkpoint(path, device=device)
+    dataset = config.get("dataset") or "mnist"
+    spec = CLASSIFIERS.get(dataset)
+    n_total = load_dataset(dataset, "train", data_dir)[0].shape[0]
+    protocol = evaluation_protocol(config, n_total, spec.test_range if spec else None)
+    if n_validation > protocol["holdout"][1] - protocol["holdout"][0]:
+        raise ValueError(
+            f"n_validation: expected <= {protocol['holdout'][1] - protocol['holdout'][0]} (the "
+            f"held-out images), got {n_validation}"
+        )
     backend = gan.backend
-    _say(progress, f"evaluate: {path} on {backend.name}, {n_samples} samples")
-    train_u8, _ = load_mnist("train", root=data_dir)
-    test_u8, _ = load_mnist("test", root=data_dir)
-    if n_test is not None:
-        test_u8 = test_u8[:n_test]
-
-    def dev(u8):  # uint8 (N, 28, 28) -> (N, 784) float32 in [0, 1] on the device
-        return backend.asarray(u8.reshape(u8.shape[0], 784).astype(np.float32) / 255.0)
-
-    train = dev(train_u8)
-    test = dev(test_u8)
-    valid = train[VALIDATION_START : VALIDATION_START + n_validation, :]
+    _say(progress, f"evaluate: {path} ({dataset}) on {backend.name}, {n_samples} samples")
+    for w in protocol["warnings"]:
+        _say(progress, f"evaluate: {w}")
+    data = _EvalImages(dataset, spec, protocol, backend, data_dir, n_validation, n_test)
     samples = generate_samples(gan, n_samples, seed=seed)
-
-    def parzen(centres) -> dict[str, Any]:
-        t0 = time.perf_counter()
-        table = None
-        s = sigma
-        if s is None:
-            s, table = parzen_select_sigma(centres, valid, sigmas, batch_size=batch_size)
-        mean, se = parzen_log_likelihood(centres, test, s, batch_size=batch_size)
-        return {
-            "sigma": float(s),
-            "sigma_table": None if table is None else [[k, v] for k, v in table.items()],
-            "mean": mean,
-            "stderr": se,
-            "n_centres": int(centres.shape[0]),
-            "n_test": int(test.shape[0]),
-            "n_validation": int(valid.shape[0]),
-            "seconds": time.perf_counter() - t0,
-        }
-
-    def nearest(queries) -> dict[str, Any]:
-        _, d = nearest_neighbours(queries[: min(n_neighbours, queries.shape[0]), :], train)
-        return {"n": int(d.size), "median": float(np.median(d)), "mean": float(np.mean(d))}
-
-    _say(progress, "evaluate: Parzen window (sigma on validation, LL on test)...")
+    samples = backend.xp.reshape(samples, (samples.shape[0], -1))  # (N, C*H*W)
     results: dict[str, Any] = {
         "checkpoint": str(path),
+        "dataset": dataset,
         "config": {k: config.get(k) for k in ("preset", "overrides", "seed", "epochs")},
+        "protocol": protocol,
         "device": backend.name,
         "n_samples": int(n_samples),
         "seed": int(seed),
-        "paper": {k: list(v) for k, v in PAPER_TABLE1.items()},
+        "paper": {k: list(v) for k, v in PAPER_ROWS.get(dataset, {}).items()},
+        "skipped": [],
     }
-    results["parzen"] = parzen(samples)
-
+    _say(progress, "evaluate: Parzen window (sigma on validation, LL on test)...")
+    results["parzen"] = _parzen_block(samples, data, sigma, sigmas, batch_size)
     _say(progress, "evaluate: classifier metrics...")
-    clf = (
-        classifier if classifier is not None else load_classifier(device=backend, data_dir=data_dir)
-    )
-    test_feats, _ = clf.features_and_logits(test)
-    test_stats = feature_statistics(test_feats)
-    results["classifier"] = classifier_metrics(samples, clf, test_stats)
-    results["classifier_info"] = {
-        "architecture": "-".join(str(s) for s in (784, *clf.config.hidden, 10)),
-        "test_accuracy": clf.test_accuracy,
-        "key": clf.config.key(),
-    }
+    clf = classifier or _load_metric_classifier(dataset, backend, data_dir, results["skipped"])
+    blocks = _classifier_blocks(samples, data, clf, reference) if clf is not None else {}
+    results["classifier"] = blocks.get("classifier")
+    results["classifier_info"] = blocks.get("classifier_info")
     _say(progress, "evaluate: nearest training images...")
-    results["nearest"] = nearest(samples)
+    results["nearest"] = _nearest_block(samples, data, n_neighbours)
     results["nearest"]["figure"] = None
     if figure is not None:
         results["nearest"]["figure"] = str(
             plot_nearest_neighbours(
                 samples,
-                train,
+                data.train,
                 figure,
                 title=f"{Path(str(path)).name}: samples (top) and "
-                "their nearest MNIST training images (bottom)",
+                "their nearest training images (bottom)",
+                image_shape=data.image_shape,
             )
         )
     results["reference"] = None
     if reference:
-        _say(progress, "evaluate: reference rows on real MNIST...")
-        lo, hi = REFERENCE_CENTRES
-        ref: dict[str, Any] = {"parzen": parzen(train[lo:hi, :])}
-        ref["parzen"]["centres"] = f"MNIST training images {lo}..{hi - 1}"
-        real_metrics = classifier_metrics(test, clf, None)
-        lo, hi = FCD_REFERENCE_REAL
-        held_out_feats, _ = clf.features_and_logits(train[lo:hi, :])
-        real_metrics["fcd"] = frechet_distance(*feature_statistics(held_out_feats), *test_stats)
-        real_metrics["fcd_images"] = f"MNIST training images {lo}..{hi - 1} vs test set"
-        ref["classifier"] = real_metrics
-        ref["nearest"] = nearest(test)
+        _say(progress, "evaluate: reference rows on real images...")
+        ref: dict[str, Any] = {
+            "parzen": _parzen_block(data.centres, data, sigma, sigmas, batch_size)
+        }
+        ref["parzen"]["centres"] = f"training images 0..{data.centres.shape[0] - 1:,}"
+        ref["classifier"] = blocks.get("reference_classifier")
+        ref["nearest"] = _nearest_block(data.test, data, n_neighbours)
         results["reference"] = ref
     return results
 
@@ -867,98 +1180,146 @@ def _pm(mean: float, err: float, digits: int = 1) -> str:
     return f"{mean:.{digits}f} +- {err:.{digits}f}"
 
 
+def _class_noun(dataset: str) -> str:
+    from .classifier import CLASSIFIERS
+
+    spec = CLASSIFIERS.get(dataset)
+    digits = spec is None or spec.class_names == tuple(str(i) for i in range(10))
+    return "digits" if digits else "classes"
+
+
+def _protocol_lines(results: dict[str, Any]) -> list[str]:
+    prot = results.get("protocol")
+    lines = []
+    if prot:
+        h, t = prot["holdout"], prot["train_range"]
+        state = "unseen" if prot["honest"] else "SEEN IN TRAINING"
+        source = "from the checkpoint" if prot["holdout_source"] == "checkpoint" else "default"
+        lines.append(
+            f"  trained on training images {_span(t)}; held-out images {_span(h)} "
+            f"({source}, {state})"
+        )
+        lines += [f"  {w}" for w in prot.get("warnings", [])]
+    for s in results.get("skipped") or []:
+        lines.append(f"  skipped: {s['metrics']}: {s['reason']}")
+    return lines
+
+
+def _parzen_lines(results: dict[str, Any], ref: dict[str, Any]) -> list[str]:
+    p = results.get("parzen")
+    if not p:
+        return []
+    dataset = results.get("dataset", "mnist")
+    lines = [
+        f"Parzen-window log-likelihood of the {dataset} test set (nats, higher is better;",
+        f"  protocol of Goodfellow et al. 2014: sigma chosen on {p['n_validation']} "
+        f"held-out validation images, {p['n_test']} test images)",
+        f"  {'kernel centres':<44}{'sigma':>8}  {'log-likelihood':>16}",
+        f"  {'this GAN: ' + str(p['n_centres']) + ' samples':<44}{p['sigma']:>8.3f}  "
+        f"{_pm(p['mean'], p['stderr']):>16}",
+    ]
+    rp = ref.get("parzen")
+    if rp:
+        lines.append(
+            f"  {'real: ' + rp.get('centres', 'training images'):<44}{rp['sigma']:>8.3f}  "
+            f"{_pm(rp['mean'], rp['stderr']):>16}"
+        )
+    paper = results.get("paper", PAPER_ROWS.get(dataset, {}))
+    for name, (m, e) in paper.items():
+        lines.append(f"  {'paper, Table 1: ' + name:<44}{'':>8}  {f'{m:g} +- {e:g}':>16}")
+    if paper:
+        lines.append(
+            f"  (Theis et al. 2016: 10,000 training images score {THEIS_TRUE_DISTRIBUTION:g}; "
+            "the estimator is weak, see the docs)"
+        )
+    return lines + [""]
+
+
+def _classifier_lines(results: dict[str, Any], ref: dict[str, Any]) -> list[str]:
+    c = results.get("classifier")
+    if not c:
+        return []
+    rc = ref.get("classifier") or {}
+    info = results.get("classifier_info") or {}
+    acc = info.get("test_accuracy")
+    acc_s = f", test accuracy {100 * acc:.2f}%" if acc is not None else ""
+    noun = _class_noun(results.get("dataset", "mnist"))
+    desc = f", {info['description']}" if info.get("description") else ""
+    lines = [
+        f"Classifier metrics (minigan {results.get('dataset', 'mnist')} classifier "
+        f"{info.get('architecture', '')}{desc}{acc_s})",
+        f"  {'metric':<44}{'this GAN':>16}  {'real test set':>16}",
+    ]
+    rows = (
+        (
+            "Inception score, classifier (higher better)",
+            "inception_score",
+            lambda d: _pm(d["inception_score"], d["inception_score_std"], 2),
+        ),
+        ("Frechet classifier distance (lower better)", "fcd", lambda d: f"{d['fcd']:.2f}"),
+        (f"{noun} covered, of 10", "digits_covered", lambda d: str(d["digits_covered"])),
+        ("KL(class histogram || uniform), nats", "kl_uniform", lambda d: f"{d['kl_uniform']:.4f}"),
+        ("mean classifier confidence", "mean_confidence", lambda d: f"{d['mean_confidence']:.3f}"),
+    )
+    for label, key, fmt in rows:
+        a = fmt(c) if c.get(key) is not None else "-"
+        b = fmt(rc) if rc.get(key) is not None else "-"
+        lines.append(f"  {label:<44}{a:>16}  {b:>16}")
+    lines.append("  class histogram, % of images predicted as 0..9:")
+    for label, d in (("this GAN", c), ("real test set", rc)):
+        if d.get("histogram"):
+            h = np.asarray(d["histogram"], dtype=np.float64)
+            pct = " ".join(f"{v:4.1f}" for v in 100 * h / h.sum())
+            lines.append(f"    {label:<16}{pct}")
+    if info.get("fcd_target"):
+        lines.append(f"  (FCD of this GAN against {info['fcd_target']})")
+    if rc.get("fcd_images"):
+        lines.append(f"  (real-set FCD: {rc['fcd_images']}; FCD is not FID, see the docs)")
+    return lines + [""]
+
+
+def _nearest_lines(results: dict[str, Any], ref: dict[str, Any]) -> list[str]:
+    nn = results.get("nearest")
+    if not nn:
+        return []
+    rn = ref.get("nearest")
+    lines = [
+        "Nearest training image the GAN trained on (memorisation check, Euclidean distance)",
+        f"  median distance of {nn['n']} samples: {nn['median']:.2f}"
+        + (
+            f"; of {rn['n']} test images: {rn['median']:.2f}; ratio "
+            f"{nn['median'] / rn['median']:.2f} (far below 1 would mean memorisation)"
+            if rn
+            else ""
+        ),
+    ]
+    if nn.get("figure"):
+        lines.append(f"  figure: {nn['figure']}")
+    return lines
+
+
 def format_table(results: dict[str, Any]) -> str:
     """Render :func:`evaluate_checkpoint`'s results as a plain-text table.
 
-    Three blocks: the Parzen log-likelihood next to the real-data reference and the paper's
-    Table 1; the classifier metrics next to the MNIST test set's own; the nearest-neighbour
-    distances. Missing parts (no reference) are shown as ``-``.
+    A header with the evaluation protocol (which images the checkpoint trained on, which were
+    held out, and a warning when it saw them; metrics skipped and why), then three blocks: the
+    Parzen log-likelihood next to the real-data reference and, for MNIST, the paper's Table 1;
+    the classifier metrics next to the real test set's own; the nearest-neighbour distances.
+    Missing parts (no reference) are shown as ``-``.
     """
     ref = results.get("reference") or {}
     cfg = results.get("config") or {}
     lines = [
         f"minigan evaluation of {results.get('checkpoint')}",
-        f"  preset {cfg.get('preset')}, {results.get('n_samples')} samples (noise seed "
-        f"{results.get('seed')}), device {results.get('device')}",
+        f"  dataset {results.get('dataset', 'mnist')}, preset {cfg.get('preset')}, "
+        f"{results.get('n_samples')} samples (noise seed {results.get('seed')}), device "
+        f"{results.get('device')}",
+        *_protocol_lines(results),
         "",
     ]
-    p = results.get("parzen")
-    if p:
-        lines += [
-            "Parzen-window log-likelihood of the MNIST test set (nats, higher is better;",
-            f"  protocol of Goodfellow et al. 2014: sigma chosen on {p['n_validation']} "
-            f"validation images, {p['n_test']} test images)",
-            f"  {'kernel centres':<44}{'sigma':>8}  {'log-likelihood':>16}",
-            f"  {'this GAN: ' + str(p['n_centres']) + ' samples':<44}{p['sigma']:>8.3f}  "
-            f"{_pm(p['mean'], p['stderr']):>16}",
-        ]
-        rp = ref.get("parzen")
-        if rp:
-            lines.append(
-                f"  {'real: ' + rp.get('centres', 'training images'):<44}{rp['sigma']:>8.3f}  "
-                f"{_pm(rp['mean'], rp['stderr']):>16}"
-            )
-        for name, (m, e) in (results.get("paper") or PAPER_TABLE1).items():
-            lines.append(f"  {'paper, Table 1: ' + name:<44}{'':>8}  {f'{m:g} +- {e:g}':>16}")
-        lines += [
-            f"  (Theis et al. 2016: 10,000 training images score {THEIS_TRUE_DISTRIBUTION:g}; "
-            "the estimator is weak, see the docs)",
-            "",
-        ]
-    c = results.get("classifier")
-    if c:
-        rc = ref.get("classifier") or {}
-        info = results.get("classifier_info") or {}
-        acc = info.get("test_accuracy")
-        acc_s = f", test accuracy {100 * acc:.2f}%" if acc is not None else ""
-        lines += [
-            f"Classifier metrics (minigan MNIST classifier {info.get('architecture', '')} MLP"
-            f"{acc_s})",
-            f"  {'metric':<44}{'this GAN':>16}  {'real test set':>16}",
-        ]
-
-        def row(label, key, fmt):
-            a = fmt(c) if c.get(key) is not None else "-"
-            b = fmt(rc) if rc.get(key) is not None else "-"
-            lines.append(f"  {label:<44}{a:>16}  {b:>16}")
-
-        row(
-            "Inception score, classifier (higher better)",
-            "inception_score",
-            lambda d: _pm(d["inception_score"], d["inception_score_std"], 2),
-        )
-        row("Frechet classifier distance (lower better)", "fcd", lambda d: f"{d['fcd']:.2f}")
-        row("digits covered, of 10", "digits_covered", lambda d: str(d["digits_covered"]))
-        row(
-            "KL(class histogram || uniform), nats", "kl_uniform", lambda d: f"{d['kl_uniform']:.4f}"
-        )
-        row(
-            "mean classifier confidence", "mean_confidence", lambda d: f"{d['mean_confidence']:.3f}"
-        )
-        lines.append("  class histogram, % of images predicted as 0..9:")
-        for label, d in (("this GAN", c), ("real test set", rc)):
-            if d.get("histogram"):
-                h = np.asarray(d["histogram"], dtype=np.float64)
-                pct = " ".join(f"{v:4.1f}" for v in 100 * h / h.sum())
-                lines.append(f"    {label:<16}{pct}")
-        if rc.get("fcd_images"):
-            lines.append(f"  (real-set FCD: {rc['fcd_images']}; FCD is not FID, see the docs)")
-        lines.append("")
-    nn = results.get("nearest")
-    if nn:
-        rn = ref.get("nearest")
-        lines += [
-            "Nearest MNIST training image (memorisation check, Euclidean distance)",
-            f"  median distance of {nn['n']} samples: {nn['median']:.2f}"
-            + (
-                f"; of {rn['n']} test images: {rn['median']:.2f}; ratio "
-                f"{nn['median'] / rn['median']:.2f} (far below 1 would mean memorisation)"
-                if rn
-                else ""
-            ),
-        ]
-        if nn.get("figure"):
-            lines.append(f"  figure: {nn['figure']}")
+    lines += _parzen_lines(results, ref)
+    lines += _classifier_lines(results, ref)
+    lines += _nearest_lines(results, ref)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -993,7 +1354,7 @@ def plot_metrics(rows, path) -> Path:
     panels = (
         ("inception_score", "Inception score (classifier)", (1, 10), "higher is better"),
         ("fcd", "Frechet classifier distance", None, "lower is better"),
-        ("digits_covered", "digits covered (of 10)", (0, 10.5), "mode collapse: fewer"),
+        ("digits_covered", "classes covered (of 10)", (0, 10.5), "mode collapse: fewer"),
     )
     for ax, (key, title, ylim, note) in zip(axes, panels, strict=True):
         ys = [np.nan if r.get(key) is None else float(r[key]) for r in rows]

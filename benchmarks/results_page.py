@@ -1,0 +1,150 @@
+"""Render ``docs/results.md`` from ``benchmarks/results/quality.json`` (rows of quality.py).
+
+    python benchmarks/results_page.py [--results PATH.json] [--out docs/results.md]
+
+The page has: the table of every row (preset, dataset, minutes, Parzen, IS, FCD, KL, coverage,
+CAS, NN ratio, whether the protocol was honest), the real-data row of each dataset (from the
+latest row of that dataset), the paper's Table 1, and per row its sample grid and the command
+that made it. Nothing on the page is typed by hand: rerun this script after quality.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "quality.json"
+PAGE = ROOT / "docs" / "results.md"
+
+INTRO = """# Results: quality of every preset
+
+Every figure on this page comes from `benchmarks/quality.py` (its command is under each row)
+and this page from `python benchmarks/results_page.py`. The protocol is `minigan evaluate`'s
+(see [Evaluation](evaluation.md)): the Parzen sigma is chosen on held-out training images the
+GAN did not train on, the log-likelihood is averaged over the test set; the Inception score
+(IS), Frechet classifier distance (FCD), KL of the class histogram to uniform and the classes
+covered come from minigan's own metric classifier of the dataset; the nearest-neighbour (NN)
+ratio is the median distance of samples to their nearest training image over that of test
+images (far below 1 would mean memorisation). "Honest" says whether the held-out images were
+really unseen. Minutes are wall-clock training minutes on the stated device; on a machine
+shared with other jobs they are inflated (rows record the 1-minute load average when they
+can; the first row ran on two cores shared with about six other jobs).
+"""
+
+
+def _f(v: Any, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def _pm(row: dict[str, Any]) -> str:
+    if row.get("parzen") is None:
+        return "-"
+    return f"{row['parzen']:.1f} ± {row.get('parzen_stderr') or 0:.1f}"
+
+
+def table(rows: list[dict[str, Any]]) -> list[str]:
+    """The main table, one line per row."""
+    out = [
+        "| preset | dataset | device | minutes | Parzen (nats) | IS | FCD | KL | covered | CAS "
+        "| NN ratio | honest |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r in rows:
+        out.append(
+            f"| [{r['preset']}](#{r['id']}) | {r['dataset']} | {r.get('device', '-')} | "
+            f"{_f(r.get('train_minutes'), '.1f')} | {_pm(r)} | "
+            f"{_f(r.get('inception_score'), '.2f')} | {_f(r.get('fcd'), '.1f')} | "
+            f"{_f(r.get('kl_uniform'), '.3f')} | {_f(r.get('coverage'), 'd')} | "
+            f"{_f(r.get('cas'), '.3f')} | {_f(r.get('nn_ratio'), '.2f')} | "
+            f"{'yes' if r.get('honest') else 'NO'} |"
+        )
+    return out
+
+
+def real_rows(rows: list[dict[str, Any]]) -> list[str]:
+    """The real data's own scores, per dataset (the latest row of each dataset)."""
+    latest: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        latest[r["dataset"]] = r
+    out = [
+        "| dataset | Parzen (nats), 10,000 training images as centres | IS | FCD | KL | "
+        "covered | metric classifier |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for name, r in latest.items():
+        real, clf = r.get("real") or {}, r.get("classifier") or {}
+        acc = clf.get("test_accuracy")
+        desc = f"{clf.get('architecture', '-')}" + (
+            f", test accuracy {100 * acc:.2f}%" if acc is not None else ""
+        )
+        out.append(
+            f"| {name} | {_pm(real)} | {_f(real.get('inception_score'), '.2f')} | "
+            f"{_f(real.get('fcd'), '.2f')} | {_f(real.get('kl_uniform'), '.4f')} | "
+            f"{_f(real.get('coverage'), 'd')} | {desc} |"
+        )
+    return out
+
+
+def paper_rows() -> list[str]:
+    """Goodfellow et al. (2014), Table 1 (MNIST Parzen log-likelihood)."""
+    from minigan.metrics import PAPER_TABLE1, THEIS_TRUE_DISTRIBUTION
+
+    out = ["| model (Goodfellow et al. 2014, Table 1) | MNIST Parzen (nats) |", "| --- | ---: |"]
+    out += [f"| {name} | {m:g} ± {e:g} |" for name, (m, e) in PAPER_TABLE1.items()]
+    out.append(f"| 10,000 training images (Theis et al. 2016) | {THEIS_TRUE_DISTRIBUTION:g} |")
+    return out
+
+
+def row_sections(rows: list[dict[str, Any]], page: Path) -> list[str]:
+    """Per row: heading (the table's anchor), grid, command, warnings."""
+    out: list[str] = []
+    for r in rows:
+        out += [
+            "",
+            f"### {r['preset']} on {r['dataset']} ({r.get('date', '')}) {{ #{r['id']} }}",
+            "",
+        ]
+        grid = ROOT / r["grid"] if r.get("grid") else None
+        if grid is not None and grid.is_file():
+            rel = os.path.relpath(grid, page.parent)
+            out += [f"![samples of {r['id']}]({rel})", ""]
+        out += ["```bash", r["command"], "```"]
+        for w in (r.get("protocol") or {}).get("warnings", []):
+            out += ["", f"!!! warning\n    {w}"]
+        for s in r.get("skipped") or []:
+            out += ["", f"Skipped: {s['metrics']}: {s['reason']}"]
+        if r.get("note"):
+            out += ["", r["note"]]
+    return out
+
+
+def render(rows: list[dict[str, Any]], page: Path = PAGE) -> str:
+    """The whole page as Markdown."""
+    parts = [INTRO, "## Every run", ""]
+    parts += table(rows) if rows else ["No runs yet: run `benchmarks/quality.py`."]
+    parts += ["", "## Real data", ""] + (real_rows(rows) if rows else ["-"])
+    parts += ["", "## The 2014 paper", ""] + paper_rows()
+    parts += ["", "## Samples and commands"] + row_sections(rows, page)
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--results", default=str(RESULTS))
+    p.add_argument("--out", default=str(PAGE))
+    args = p.parse_args(argv)
+    path = Path(args.results)
+    rows = json.loads(path.read_text()) if path.is_file() else []
+    out = Path(args.out)
+    out.write_text(render(rows, out))
+    print(f"wrote {out} ({len(rows)} rows)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
