@@ -4,7 +4,7 @@ Subcommands::
 
     minigan train-mnist [--epochs 30 --batch-size 64 --preset default --device auto ...]
     minigan sample --checkpoint runs/.../checkpoint.npz --n 64 --out grid.png
-    minigan check path/to/student_layers.py [--verbose --json --only linear,sigmoid]
+    minigan check path/to/student_layers.py [--verbose --format json --only linear,sigmoid]
     minigan evaluate --checkpoint runs/.../checkpoint.npz [--device auto --n-samples 10000]
 
 Every subcommand is a setup function registered with :func:`command`: it adds its parser to
@@ -171,36 +171,79 @@ def _run_sample(args) -> int:
 # ----------------------------------------------------------------------------------------------
 @command("check")
 def _setup_check(sub) -> None:
+    from .grading import DEFAULT_TIMEOUT, EXERCISES
+
     p = _add_parser(
         sub,
         "check",
-        "grade a student's backward passes (exercises/student_layers.py)",
-        "Import a filled-in copy of exercises/student_layers.py, gradient-check its backward\n"
-        "passes against finite differences, and print a per-tensor report and a score.\n"
-        "Exit status: 0 when every exercise passes, 1 otherwise. The file is executed: grade\n"
-        "untrusted files in a sandbox.",
+        "grade a student's backward passes (RUNS the student's file)",
+        "Grade a filled-in copy of exercises/student_layers.py: gradient-check its backward\n"
+        "passes against finite differences on several shapes and seeds, check the layer\n"
+        "contract (accumulation, input_grad=False, frozen modules, no side effects), and print\n"
+        "a per-tensor report with partial credit per exercise.\n\n"
+        "This EXECUTES the student's Python code, in a separate process stopped after\n"
+        "--timeout seconds, with your user's rights: grade untrusted files in a sandbox.\n"
+        "The verdict comes only from the result the grading process writes; a file that ends\n"
+        "the process early (sys.exit, os._exit, a crash, the time limit) fails.\n\n"
+        "Exit status: 0 when every exercise passes, 1 otherwise, 2 on bad input.",
     )
     p.add_argument("path", help="the student's student_layers.py")
-    p.add_argument("--verbose", action="store_true", help="also list passing rows")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--verbose", action="store_true", help="also list passing rows (text)")
+    p.add_argument(
+        "--format",
+        default="text",
+        choices=("text", "json", "gradescope"),
+        help="text report, JSON report, or a Gradescope autograder results.json",
+    )
+    p.add_argument("--json", action="store_true", help="same as --format json")
+    p.add_argument(
+        "--output",
+        default=None,
+        metavar="PATH",
+        help="write the report to PATH (e.g. /autograder/results/results.json) instead of "
+        "stdout; parent directories are created",
+    )
     p.add_argument(
         "--only",
         default=None,
-        help="comma-separated exercises to grade (leaky_relu, sigmoid, linear, "
-        "bce_with_logits, d_loss_grad_fake); default: all",
+        help=f"comma-separated exercises to grade ({', '.join(e.key for e in EXERCISES)}); "
+        "default: all",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the test inputs")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help="seconds the student's code may run in total",
+    )
     p.set_defaults(func=_run_check)
 
 
 def _run_check(args) -> int:
     import json
+    from pathlib import Path
 
     from .grading import grade_file
 
     only = [k.strip() for k in args.only.split(",") if k.strip()] if args.only else None
-    report = grade_file(args.path, exercises=only, seed=args.seed)
-    print(json.dumps(report.to_dict(), indent=2) if args.json else report.format(args.verbose))
+    out = Path(args.output) if args.output else None
+    if out is not None:
+        if out.is_dir():
+            raise ValueError(f"--output: {out} is a directory; give a file name")
+        out.parent.mkdir(parents=True, exist_ok=True)  # fail on a bad path before grading
+    report = grade_file(args.path, exercises=only, seed=args.seed, timeout=args.timeout)
+    fmt = "json" if args.json else args.format
+    if fmt == "gradescope":
+        text = json.dumps(report.to_gradescope(), indent=2)
+    elif fmt == "json":
+        text = json.dumps(report.to_dict(), indent=2)
+    else:
+        text = report.format(args.verbose)
+    if out is None:
+        print(text)
+    else:
+        out.write_text(text + "\n", encoding="utf-8")
+        print(f"wrote {out}: score {report.score:g}/{report.total:g}")
     return 0 if report.passed else 1
 
 
