@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -142,26 +143,70 @@ def _setup_sample(sub) -> None:
         "Rebuild the GAN saved in a checkpoint and write a PNG grid of generated images.",
     )
     p.add_argument("--checkpoint", required=True, help="a checkpoint.npz from train-mnist")
-    p.add_argument("--n", type=int, default=64, help="number of images")
+    p.add_argument("--n", type=int, default=64, help="number of images (at most 10000)")
     p.add_argument("--out", default="grid.png", help="output PNG")
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "gpu"), help="device")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise z")
     p.set_defaults(func=_run_sample)
 
 
+_SAMPLE_BATCH = 1000  # images generated (and copied to the host) at a time by `sample`
+
+
+def _output_file(flag: str, value, suffixes: tuple[str, ...] = ()):
+    """Check an output path before any work: not a directory, a known suffix; create parents."""
+    from pathlib import Path
+
+    path = Path(value)
+    if str(value) == "" or path.is_dir():
+        raise ValueError(f"{flag}: {str(value)!r} is a directory; give a file name")
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise ValueError(
+            f"{flag}: expected a file name ending in {' or '.join(suffixes)}, got {str(value)!r}"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OSError(f"{flag}: cannot create the folder for {value}: {e}") from e
+    if not os.access(path.parent, os.W_OK):
+        raise OSError(f"{flag}: the folder {path.parent} is not writable")
+    return path
+
+
+def _check_seed(flag: str, seed: int) -> None:
+    if seed < 0:
+        raise ValueError(f"{flag}: expected an int >= 0, got {seed}")
+
+
 def _run_sample(args) -> int:
     import numpy as np
 
+    from .backend import to_numpy
     from .checkpoint import gan_from_checkpoint
-    from .viz import save_image_grid
+    from .viz import IMAGE_SUFFIXES, MAX_GRID_IMAGES, save_image_grid
 
     if args.n < 1:
         raise ValueError(f"--n: expected >= 1, got {args.n}")
+    if args.n > MAX_GRID_IMAGES:
+        raise ValueError(
+            f"--n: at most {MAX_GRID_IMAGES} images fit in one grid picture "
+            f"({math.isqrt(MAX_GRID_IMAGES)} x {math.isqrt(MAX_GRID_IMAGES)} digits), got "
+            f"{args.n}; draw several grids with different --seed"
+        )
+    _check_seed("--seed", args.seed)
+    if not os.path.isfile(args.checkpoint):
+        raise FileNotFoundError(f"checkpoint {args.checkpoint}: no such file")
+    out = _output_file("--out", args.out, IMAGE_SUFFIXES)
     gan, _, _ = gan_from_checkpoint(args.checkpoint, device=args.device)
     host_dtype = np.float32 if "32" in str(gan.dtype) else np.float64
-    z = np.random.default_rng(args.seed).standard_normal((args.n, gan.latent_dim), host_dtype)
-    images = gan.sample(args.n, z=z)
-    path = save_image_grid(images, args.out, nrow=math.ceil(math.sqrt(args.n)))
+    rng = np.random.default_rng(args.seed)
+    parts = []  # generated and copied to the host a batch at a time
+    for start in range(0, args.n, _SAMPLE_BATCH):
+        b = min(_SAMPLE_BATCH, args.n - start)
+        z = rng.standard_normal((b, gan.latent_dim), host_dtype)
+        parts.append(to_numpy(gan.sample(b, z=z)))
+    images = np.concatenate(parts, axis=0)
+    path = save_image_grid(images, out, nrow=math.ceil(math.sqrt(args.n)))
     print(f"wrote {args.n} samples to {path}")
     return 0
 
@@ -286,6 +331,13 @@ def _run_evaluate(args) -> int:
 
     from .metrics import evaluate_checkpoint, format_table
 
+    _check_seed("--seed", args.seed)
+    # Output paths are checked (and their folders created) before the evaluation runs.
+    json_path = _output_file("--json", args.json) if args.json else None
+    if args.figure:
+        from .viz import IMAGE_SUFFIXES
+
+        _output_file("--figure", args.figure, IMAGE_SUFFIXES)
     results = evaluate_checkpoint(
         args.checkpoint,
         device=args.device,
@@ -297,10 +349,10 @@ def _run_evaluate(args) -> int:
         figure=args.figure,
     )
     print(format_table(results), end="")
-    if args.json:
-        with open(args.json, "w") as f:
+    if json_path is not None:
+        with open(json_path, "w") as f:
             json.dump(results, f, indent=1)
-        print(f"wrote {args.json}")
+        print(f"wrote {json_path}")
     return 0
 
 

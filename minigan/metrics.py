@@ -36,6 +36,7 @@ __all__ = [
     "PAPER_TABLE1",
     "THEIS_TRUE_DISTRIBUTION",
     "DEFAULT_SIGMAS",
+    "MAX_EVAL_SAMPLES",
     "check_images",
     "parzen_log_density",
     "parzen_log_likelihood",
@@ -642,6 +643,11 @@ def plot_nearest_neighbours(samples, reference, path, *, n: int = 10, title: str
 # ----------------------------------------------------------------------------------------------
 #: The paper's data split for the Parzen protocol (indices into the MNIST training set).
 VALIDATION_START = 50000
+#: Most generated images :func:`evaluate_checkpoint` accepts (10x the paper's 10,000): they
+#: are held in memory together (784 float32 each, about 300 MB at this limit) and the Parzen
+#: window compares each of the 10,000 test images with every one.
+MAX_EVAL_SAMPLES = 100_000
+
 #: Reference kernel centres for the "real images" Parzen row: training images 0..9999.
 REFERENCE_CENTRES = (0, 10000)
 #: Held-out real images for the FCD reference row: training images 50,000..59,999.
@@ -750,7 +756,8 @@ def evaluate_checkpoint(
     Raises
     ------
     ValueError
-        Bad counts, an unreadable checkpoint (see :func:`minigan.checkpoint.load_checkpoint`).
+        Bad counts (``n_samples`` above :data:`MAX_EVAL_SAMPLES`), an unreadable checkpoint
+        (see :func:`minigan.checkpoint.load_checkpoint`).
     MNISTNotFoundError
         No MNIST files.
     """
@@ -767,6 +774,12 @@ def evaluate_checkpoint(
     ):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
             raise ValueError(f"{name}: expected an int >= {lo}, got {v!r}")
+    if n_samples > MAX_EVAL_SAMPLES:
+        raise ValueError(
+            f"n_samples: at most {MAX_EVAL_SAMPLES} (MAX_EVAL_SAMPLES), got {n_samples}: the "
+            "samples are held in memory (3 KB each) and every test image is compared with "
+            "every sample; the paper's protocol uses 10000"
+        )
     if n_validation > 60000 - VALIDATION_START:
         raise ValueError(
             f"n_validation: expected <= {60000 - VALIDATION_START}, got {n_validation}"

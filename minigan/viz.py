@@ -16,7 +16,23 @@ import numpy as np
 
 from .backend import to_numpy
 
-__all__ = ["to_uint8", "image_grid", "save_image_grid", "plot_losses", "make_gif"]
+__all__ = [
+    "to_uint8",
+    "image_grid",
+    "save_image_grid",
+    "plot_losses",
+    "make_gif",
+    "MAX_GRID_IMAGES",
+    "IMAGE_SUFFIXES",
+]
+
+#: Most images :func:`image_grid` tiles: 100 x 100 MNIST digits are already a 6,000-pixel-wide
+#: picture (12,000 at ``scale=2``); a grid of a million would be a 30,000 x 30,000 picture that
+#: no viewer shows and that needs gigabytes to build.
+MAX_GRID_IMAGES = 10_000
+
+#: File endings the image writers accept (Pillow's formats for a grayscale grid).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 def to_uint8(images) -> np.ndarray:
@@ -50,8 +66,14 @@ def image_grid(images, nrow: int = 8, padding: int = 2, side: int | None = None)
     Raises
     ------
     ValueError
-        Empty input, flat vectors that are not square images, or ``nrow < 1``.
+        Empty input, more than :data:`MAX_GRID_IMAGES` images, flat vectors that are not
+        square images, or ``nrow < 1``.
     """
+    if images.shape[0] > MAX_GRID_IMAGES:
+        raise ValueError(
+            f"images: at most {MAX_GRID_IMAGES} fit in one grid (MAX_GRID_IMAGES), got "
+            f"{images.shape[0]}"
+        )
     pix = to_uint8(images)
     if pix.ndim == 2:
         n, d = pix.shape
