@@ -128,8 +128,123 @@ def _from_stored(arr: np.ndarray) -> Any:
     return arr
 
 
-def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]]:
+#: Largest total of declared array bytes :func:`load_checkpoint` reads (checked before reading).
+MAX_CHECKPOINT_BYTES = 8 * 2**30
+
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _open_archive(path: Path) -> zipfile.ZipFile:
+    """Open the ``.npz`` as a zip archive after a look at its first bytes."""
+    with open(path, "rb") as f:
+        head = f.read(len(_NPY_MAGIC))
+    if head.startswith(_NPY_MAGIC):
+        raise ValueError(
+            f"checkpoint {path} cannot be read: it holds a single .npy array (numpy.save), "
+            "not an .npz archive"
+        )
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise ValueError(
+            f"checkpoint {path} cannot be read: it is not an .npz archive, or it is truncated "
+            f"or corrupt ({type(e).__name__}: {e})"
+        ) from e
+
+
+def _member_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path):
+    """(shape, dtype) from one member's .npy header, without reading its data."""
+    key = info.filename.removesuffix(".npy")
+    try:
+        with zf.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ValueError(f".npy format version {version} is not supported")
+    except (ValueError, zipfile.BadZipFile, OSError, EOFError) as e:
+        raise ValueError(
+            f"checkpoint {path} cannot be read: entry {key!r} has no valid .npy header ({e})"
+        ) from e
+    if dtype.hasobject:
+        raise ValueError(
+            f"checkpoint {path} cannot be read: entry {key!r} holds pickled objects, which are "
+            "refused"
+        )
+    return shape, dtype
+
+
+def _check_declared_sizes(zf: zipfile.ZipFile, path: Path, max_bytes: int) -> None:
+    """Every member's .npy header must match its zip entry, and the total must fit the limit."""
+    total = 0
+    for info in zf.infolist():
+        shape, dtype = _member_header(zf, info, path)
+        nbytes = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+        if nbytes > info.file_size:
+            raise ValueError(
+                f"checkpoint {path} cannot be read: entry {info.filename!r} declares "
+                f"{nbytes} bytes of {dtype} {tuple(shape)} but holds {info.file_size}"
+            )
+        total += info.file_size
+        if total > max_bytes:
+            raise ValueError(
+                f"checkpoint {path} cannot be read: its arrays declare more than {max_bytes} "
+                f"bytes (MAX_CHECKPOINT_BYTES), far more than a minigan model needs"
+            )
+
+
+def _read_config(npz, path: Path) -> dict[str, Any]:
+    try:
+        config = json.loads(str(npz[CONFIG_KEY]))
+    except (KeyError, ValueError) as e:
+        raise ValueError(f"checkpoint {path}: the config is missing or not valid JSON") from e
+    if not isinstance(config, dict):
+        raise ValueError(
+            f"checkpoint {path}: the config is a JSON {type(config).__name__}, expected an "
+            "object of settings"
+        )
+    return config
+
+
+def _check_rng_states(state: dict[str, Any], path: Path) -> None:
+    """Entries named ``rng`` or ``*.rng`` are host RNG states (``backend.host_rng_state``)."""
+    for key, value in state.items():
+        if key.rsplit(".", 1)[-1] != "rng":
+            continue
+        try:
+            np.random.PCG64().state = json.loads(value) if isinstance(value, str) else value
+        except (TypeError, ValueError, KeyError) as e:
+            raise ValueError(
+                f"checkpoint {path}: entry {key!r} is not a valid PCG64 random-generator state "
+                f"({e})"
+            ) from e
+
+
+def _read_members(npz, path: Path) -> dict[str, np.ndarray]:
+    out = {}
+    for k in npz.files:
+        if k in (MARKER, CONFIG_KEY):
+            continue
+        try:
+            out[k] = npz[k]
+        except ValueError as e:  # data shorter than its header says, and the like
+            raise ValueError(f"checkpoint {path} cannot be read: entry {k!r}: {e}") from e
+    return out
+
+
+def load_checkpoint(
+    path: str | os.PathLike, *, max_bytes: int = MAX_CHECKPOINT_BYTES
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Read a checkpoint written by :func:`save_checkpoint`.
+
+    Parameters
+    ----------
+    path : path of the ``.npz``
+    max_bytes : int
+        Refuse files whose members declare more bytes in total (default
+        :data:`MAX_CHECKPOINT_BYTES`).
 
     Returns
     -------
@@ -142,45 +257,48 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
     FileNotFoundError
         No such file.
     ValueError
-        The file is truncated or corrupt, is not an ``.npz`` archive, holds pickled objects,
-        lacks the minigan format marker (a foreign file), has a newer format version, or a
-        config that is not JSON. The message names the file and what is wrong.
+        The file is truncated or corrupt, is a single ``.npy`` or no ``.npz`` archive, holds
+        pickled objects, lacks the minigan format marker (a foreign file), has a newer format
+        version, declares more bytes than it holds or than ``max_bytes``, has a config that is
+        not a JSON object, or an RNG state NumPy refuses. The message names the file and what
+        is wrong.
+
+    Notes
+    -----
+    Nothing is loaded before it is checked: first the member names (the marker), then every
+    member's ``.npy`` header (shape and dtype against the zip entry's size), then the marker
+    and the config, and only then the arrays.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path}: no such file")
+    with _open_archive(path) as zf:
+        keys = [n.removesuffix(".npy") for n in zf.namelist()]
+        if MARKER not in keys:
+            shown = sorted(keys)[:5]
+            raise ValueError(
+                f"checkpoint {path} is not a minigan checkpoint: the format marker {MARKER!r} "
+                f"is missing (keys: {shown}{'...' if len(keys) > 5 else ''})"
+            )
+        _check_declared_sizes(zf, path, max_bytes)
     try:
         with np.load(path, allow_pickle=False) as npz:
-            if not isinstance(npz, np.lib.npyio.NpzFile):
-                raise ValueError("it holds a single .npy array, not an .npz archive")
-            raw = {k: npz[k] for k in npz.files}  # read every member now: CRC errors show here
-    except ValueError as e:
-        msg = str(e)
-        if "pickle" in msg:
-            msg = "it is not an .npz archive (or it holds pickled objects, which are refused)"
-        raise ValueError(f"checkpoint {path} cannot be read: {msg}") from e
+            version = int(npz[MARKER])
+            if version > FORMAT_VERSION:
+                raise ValueError(
+                    f"checkpoint {path} has format version {version}, this minigan reads up "
+                    f"to {FORMAT_VERSION}: upgrade minigan"
+                )
+            config = _read_config(npz, path)
+            raw = _read_members(npz, path)
     except (zipfile.BadZipFile, OSError, EOFError, KeyError) as e:
         raise ValueError(
             f"checkpoint {path} cannot be read: the file is truncated or corrupt "
             f"({type(e).__name__}: {e})"
         ) from e
-    if MARKER not in raw:
-        shown = sorted(raw)[:5]
-        raise ValueError(
-            f"checkpoint {path} is not a minigan checkpoint: the format marker {MARKER!r} is "
-            f"missing (keys: {shown}{'...' if len(raw) > 5 else ''})"
-        )
-    version = int(raw.pop(MARKER))
-    if version > FORMAT_VERSION:
-        raise ValueError(
-            f"checkpoint {path} has format version {version}, this minigan reads up to "
-            f"{FORMAT_VERSION}: upgrade minigan"
-        )
-    try:
-        config = json.loads(str(raw.pop(CONFIG_KEY)))
-    except (KeyError, ValueError) as e:
-        raise ValueError(f"checkpoint {path}: the config is missing or not valid JSON") from e
-    return {k: _from_stored(v) for k, v in raw.items()}, config
+    state = {k: _from_stored(v) for k, v in raw.items()}
+    _check_rng_states(state, path)
+    return state, config
 
 
 def restore_gan(gan, state: dict[str, Any], source: str | os.PathLike = "checkpoint") -> None:
@@ -223,7 +341,8 @@ def gan_from_checkpoint(path: str | os.PathLike, device: Any = "cpu"):
     ------
     ValueError
         As :func:`load_checkpoint`, a config without the model settings, an unknown dataset,
-        or weights that do not fit the model the config describes.
+        settings that describe no model or one too large for memory, or weights that do not
+        fit the model the config describes.
     """
     from .data import get_dataset
     from .gan import build_gan
@@ -232,20 +351,34 @@ def gan_from_checkpoint(path: str | os.PathLike, device: Any = "cpu"):
     state, config = load_checkpoint(path)
     try:
         name = config["preset"]
-        overrides = _overrides_from_json(config.get("overrides", {}))
+        overrides = config.get("overrides", {})
         seed = config.get("seed", 0)
     except (KeyError, TypeError) as e:
         raise ValueError(
             f"checkpoint {path}: its config has no model settings ('preset' missing); was it "
             "written by minigan.train_mnist?"
         ) from e
+    if not isinstance(overrides, dict):
+        raise ValueError(
+            f"checkpoint {path}: config 'overrides' is a JSON {type(overrides).__name__}, "
+            "expected an object"
+        )
+    overrides = _overrides_from_json(overrides)
     image_shape = get_dataset(config.get("dataset", "mnist")).image_shape
     if name not in PRESETS and "preset_fields" in config:  # a preset of another minigan
         dtype = {"dtype": overrides["dtype"]} if "dtype" in overrides else {}
         preset, overrides = Preset.from_dict(config["preset_fields"]), dtype
     else:
         preset = name
-    gan = build_gan(preset, device=device, seed=seed, image_shape=image_shape, **overrides)
+    try:
+        gan = build_gan(preset, device=device, seed=seed, image_shape=image_shape, **overrides)
+    except MemoryError as e:
+        raise ValueError(
+            f"checkpoint {path}: the model its config describes does not fit in memory "
+            f"(preset {name!r}, overrides {overrides}); the config is damaged"
+        ) from e
+    except TypeError as e:
+        raise ValueError(f"checkpoint {path}: its config does not describe a model: {e}") from e
     restore_gan(gan, state, path)
     return gan, state, config
 

@@ -6,7 +6,7 @@ Subcommands::
     minigan train-mnist [--epochs 30 --batch-size 64 --preset default --device auto ...]
     minigan presets
     minigan sample --checkpoint runs/.../checkpoint.npz --n 64 --out grid.png
-    minigan check path/to/student_layers.py [--verbose --json --only linear,sigmoid]
+    minigan check path/to/student_layers.py [--verbose --format json --only linear,sigmoid]
     minigan evaluate --checkpoint runs/.../checkpoint.npz [--device auto --n-samples 10000]
 
 Every subcommand is a setup function registered with :func:`command`: it adds its parser to
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -187,27 +188,70 @@ def _setup_sample(sub) -> None:
         "Rebuild the GAN saved in a checkpoint and write a PNG grid of generated images.",
     )
     p.add_argument("--checkpoint", required=True, help="a checkpoint.npz from train")
-    p.add_argument("--n", type=int, default=64, help="number of images")
+    p.add_argument("--n", type=int, default=64, help="number of images (at most 10000)")
     p.add_argument("--out", default="grid.png", help="output PNG")
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "gpu"), help="device")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise z")
     p.set_defaults(func=_run_sample)
 
 
+_SAMPLE_BATCH = 1000  # images generated (and copied to the host) at a time by `sample`
+
+
+def _output_file(flag: str, value, suffixes: tuple[str, ...] = ()):
+    """Check an output path before any work: not a directory, a known suffix; create parents."""
+    from pathlib import Path
+
+    path = Path(value)
+    if str(value) == "" or path.is_dir():
+        raise ValueError(f"{flag}: {str(value)!r} is a directory; give a file name")
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise ValueError(
+            f"{flag}: expected a file name ending in {' or '.join(suffixes)}, got {str(value)!r}"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OSError(f"{flag}: cannot create the folder for {value}: {e}") from e
+    if not os.access(path.parent, os.W_OK):
+        raise OSError(f"{flag}: the folder {path.parent} is not writable")
+    return path
+
+
+def _check_seed(flag: str, seed: int) -> None:
+    if seed < 0:
+        raise ValueError(f"{flag}: expected an int >= 0, got {seed}")
+
+
 def _run_sample(args) -> int:
     import numpy as np
 
+    from .backend import to_numpy
     from .checkpoint import gan_from_checkpoint
-    from .viz import save_image_grid
+    from .viz import IMAGE_SUFFIXES, MAX_GRID_IMAGES, save_image_grid
 
     if args.n < 1:
         raise ValueError(f"--n: expected >= 1, got {args.n}")
+    if args.n > MAX_GRID_IMAGES:
+        raise ValueError(
+            f"--n: at most {MAX_GRID_IMAGES} images fit in one grid picture "
+            f"({math.isqrt(MAX_GRID_IMAGES)} x {math.isqrt(MAX_GRID_IMAGES)} digits), got "
+            f"{args.n}; draw several grids with different --seed"
+        )
+    _check_seed("--seed", args.seed)
+    if not os.path.isfile(args.checkpoint):
+        raise FileNotFoundError(f"checkpoint {args.checkpoint}: no such file")
+    out = _output_file("--out", args.out, IMAGE_SUFFIXES)
     gan, _, _ = gan_from_checkpoint(args.checkpoint, device=args.device)
     host_dtype = np.float32 if "32" in str(gan.dtype) else np.float64
-    z = np.random.default_rng(args.seed).standard_normal((args.n, gan.latent_dim), host_dtype)
-    images = gan.sample(args.n, z=z)
-    images = gan.backend.xp.reshape(images, (args.n, *gan.image_shape))  # grey or RGB
-    path = save_image_grid(images, args.out, nrow=math.ceil(math.sqrt(args.n)))
+    rng = np.random.default_rng(args.seed)
+    parts = []  # generated and copied to the host a batch at a time
+    for start in range(0, args.n, _SAMPLE_BATCH):
+        b = min(_SAMPLE_BATCH, args.n - start)
+        z = rng.standard_normal((b, gan.latent_dim), host_dtype)
+        parts.append(to_numpy(gan.sample(b, z=z)))
+    images = np.concatenate(parts, axis=0).reshape(args.n, *gan.image_shape)  # grey or RGB
+    path = save_image_grid(images, out, nrow=math.ceil(math.sqrt(args.n)))
     print(f"wrote {args.n} samples to {path}")
     return 0
 
@@ -217,36 +261,79 @@ def _run_sample(args) -> int:
 # ----------------------------------------------------------------------------------------------
 @command("check")
 def _setup_check(sub) -> None:
+    from .grading import DEFAULT_TIMEOUT, EXERCISES
+
     p = _add_parser(
         sub,
         "check",
-        "grade a student's backward passes (exercises/student_layers.py)",
-        "Import a filled-in copy of exercises/student_layers.py, gradient-check its backward\n"
-        "passes against finite differences, and print a per-tensor report and a score.\n"
-        "Exit status: 0 when every exercise passes, 1 otherwise. The file is executed: grade\n"
-        "untrusted files in a sandbox.",
+        "grade a student's backward passes (RUNS the student's file)",
+        "Grade a filled-in copy of exercises/student_layers.py: gradient-check its backward\n"
+        "passes against finite differences on several shapes and seeds, check the layer\n"
+        "contract (accumulation, input_grad=False, frozen modules, no side effects), and print\n"
+        "a per-tensor report with partial credit per exercise.\n\n"
+        "This EXECUTES the student's Python code, in a separate process stopped after\n"
+        "--timeout seconds, with your user's rights: grade untrusted files in a sandbox.\n"
+        "The verdict comes only from the result the grading process writes; a file that ends\n"
+        "the process early (sys.exit, os._exit, a crash, the time limit) fails.\n\n"
+        "Exit status: 0 when every exercise passes, 1 otherwise, 2 on bad input.",
     )
     p.add_argument("path", help="the student's student_layers.py")
-    p.add_argument("--verbose", action="store_true", help="also list passing rows")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--verbose", action="store_true", help="also list passing rows (text)")
+    p.add_argument(
+        "--format",
+        default="text",
+        choices=("text", "json", "gradescope"),
+        help="text report, JSON report, or a Gradescope autograder results.json",
+    )
+    p.add_argument("--json", action="store_true", help="same as --format json")
+    p.add_argument(
+        "--output",
+        default=None,
+        metavar="PATH",
+        help="write the report to PATH (e.g. /autograder/results/results.json) instead of "
+        "stdout; parent directories are created",
+    )
     p.add_argument(
         "--only",
         default=None,
-        help="comma-separated exercises to grade (leaky_relu, sigmoid, linear, "
-        "bce_with_logits, d_loss_grad_fake); default: all",
+        help=f"comma-separated exercises to grade ({', '.join(e.key for e in EXERCISES)}); "
+        "default: all",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the test inputs")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help="seconds the student's code may run in total",
+    )
     p.set_defaults(func=_run_check)
 
 
 def _run_check(args) -> int:
     import json
+    from pathlib import Path
 
     from .grading import grade_file
 
     only = [k.strip() for k in args.only.split(",") if k.strip()] if args.only else None
-    report = grade_file(args.path, exercises=only, seed=args.seed)
-    print(json.dumps(report.to_dict(), indent=2) if args.json else report.format(args.verbose))
+    out = Path(args.output) if args.output else None
+    if out is not None:
+        if out.is_dir():
+            raise ValueError(f"--output: {out} is a directory; give a file name")
+        out.parent.mkdir(parents=True, exist_ok=True)  # fail on a bad path before grading
+    report = grade_file(args.path, exercises=only, seed=args.seed, timeout=args.timeout)
+    fmt = "json" if args.json else args.format
+    if fmt == "gradescope":
+        text = json.dumps(report.to_gradescope(), indent=2)
+    elif fmt == "json":
+        text = json.dumps(report.to_dict(), indent=2)
+    else:
+        text = report.format(args.verbose)
+    if out is None:
+        print(text)
+    else:
+        out.write_text(text + "\n", encoding="utf-8")
+        print(f"wrote {out}: score {report.score:g}/{report.total:g}")
     return 0 if report.passed else 1
 
 
@@ -287,18 +374,15 @@ def _setup_evaluate(sub) -> None:
 def _run_evaluate(args) -> int:
     import json
 
-    from .checkpoint import load_checkpoint
-    from .data import DATASETS, get_dataset
     from .metrics import evaluate_checkpoint, format_table
 
-    dataset = get_dataset(load_checkpoint(args.checkpoint)[1].get("dataset", "mnist"))
-    if not dataset.classifier_metrics:
-        have = sorted(k for k, d in DATASETS.items() if d.classifier_metrics)
-        print(
-            f"{dataset.title}: the Parzen log-likelihood and the classifier metrics exist only "
-            f"for {have} so far; nearest training images only:"
-        )
-        return _evaluate_nearest(args, dataset)
+    _check_seed("--seed", args.seed)
+    # Output paths are checked (and their folders created) before the evaluation runs.
+    json_path = _output_file("--json", args.json) if args.json else None
+    if args.figure:
+        from .viz import IMAGE_SUFFIXES
+
+        _output_file("--figure", args.figure, IMAGE_SUFFIXES)
     results = evaluate_checkpoint(
         args.checkpoint,
         device=args.device,
@@ -310,39 +394,10 @@ def _run_evaluate(args) -> int:
         figure=args.figure,
     )
     print(format_table(results), end="")
-    if args.json:
-        with open(args.json, "w") as f:
+    if json_path is not None:
+        with open(json_path, "w") as f:
             json.dump(results, f, indent=1)
-        print(f"wrote {args.json}")
-    return 0
-
-
-def _evaluate_nearest(args, dataset) -> int:
-    """Distance of samples (and of test images) to their nearest training image, any dataset."""
-    import numpy as np
-
-    from .checkpoint import gan_from_checkpoint
-    from .data import load
-    from .metrics import generate_samples, nearest_neighbours
-
-    gan, _, _ = gan_from_checkpoint(args.checkpoint, device=args.device)
-
-    def flat(u8):  # uint8 (N, C, H, W) -> (N, C*H*W) in [0, 1] on the device
-        return gan.backend.asarray(u8.reshape(u8.shape[0], -1).astype(np.float32) / 255.0)
-
-    train = flat(load(dataset.name, "train", root=args.data_dir)[0])
-    n = min(args.n_samples, 1000)
-    samples = gan.backend.xp.reshape(generate_samples(gan, n, seed=args.seed), (n, -1))
-    rows = [("samples", samples)]
-    if not args.no_reference:
-        rows.append(
-            ("real test images", flat(load(dataset.name, "test", root=args.data_dir)[0])[:n])
-        )
-    for name, queries in rows:
-        _, d = nearest_neighbours(queries, train)
-        print(
-            f"  {name:<18} nearest training image: median {np.median(d):.3f}, mean {d.mean():.3f}"
-        )
+        print(f"wrote {json_path}")
     return 0
 
 

@@ -13,7 +13,7 @@ and array-api-strict arrays run unchanged; dtypes are preserved (float32 in, flo
 
 from __future__ import annotations
 
-from .backend import array_namespace, check_floating
+from .backend import array_namespace, check_floating, device_of
 
 __all__ = [
     "linear_forward",
@@ -527,7 +527,7 @@ def softmax_cross_entropy_forward(logits, labels, reduction: str = "mean"):
     log_z = xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))  # (N, 1)
     log_probs = shifted - log_z  # (N, C)
     onehot = xp.astype(
-        labels[:, None] == xp.arange(logits.shape[1], device=labels.device)[None, :],
+        labels[:, None] == xp.arange(logits.shape[1], device=device_of(labels))[None, :],
         logits.dtype,
     )  # (N, C)
     loss = -xp.sum(log_probs * onehot, axis=1)  # (N,)

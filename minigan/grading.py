@@ -2,17 +2,29 @@
 
 The coursework skeleton ``exercises/student_layers.py`` asks for five backward passes
 (``LeakyReLU``, ``Sigmoid``, ``Linear``, ``BCEWithLogitsLoss`` and ``d_loss_grad_fake``, the
-gradient of the discriminator's loss into the generator's output). :func:`grade_file` imports a
-student's file, runs the same gradient checks a student runs with :mod:`minigan.gradcheck`
-(float64, central differences, random upstream gradients, inputs away from kinks), plus the
-checks finite differences cannot see (gradients *accumulate* over two backward calls; a layer
-without bias; logits of +-1e3 stay finite; the forward pass still matches minigan's), and
-returns a :class:`GradeReport`: one row per case and tensor, and a score such as ``4/5``.
+gradient of the discriminator's loss into the generator's output). :func:`grade_file` runs a
+student's file **in a separate Python process** with a time limit and grades it there: the
+gradient checks a student runs with :mod:`minigan.gradcheck` (float64, central differences,
+random upstream gradients, inputs away from kinks) on several shapes and seeds, plus the checks
+finite differences cannot see: gradients *accumulate* over two backward calls;
+``input_grad=False`` returns no ``dx`` but still adds the parameter gradients; a frozen module
+(``requires_grad_(False)``) leaves its gradients alone; the arguments, parameters and gradients an
+exercise says to leave untouched stay untouched; a loss mean divides by the element count
+(inputs that are not ``(N, 1)``); batch 1 and batch > 1, square and non-square layers; logits of
++-1e3 stay finite; the given forward passes still match minigan's.
 
-An exercise passes when every row passes. Failures name the tensor (``"input"``, ``"weight"``,
-``"bias"``, ``"fake"``), the worst element, and the analytic and numeric values there.
+The result is a :class:`GradeReport`: one row per check and tensor, partial credit per
+exercise (the fraction of its checks that pass), and a score such as ``4.6/5``. Failures name
+the tensor (``"input"``, ``"weight"``, ``"bias"``, ``"fake"``, ``"dout"``, ``"D.grads"``, ...),
+the worst element, and the analytic and numeric values there.
 
-Warning: grading *runs* the student's file. Grade untrusted files in a sandbox.
+Trust: the verdict comes only from a result file the grading process writes after it graded
+(with a token the parent gave it). A file that calls ``sys.exit`` or ``os._exit``, raises
+``SystemExit`` inside a backward pass, loops forever or crashes the interpreter gets failed
+exercises and says why; it never "passes" by ending early. Calls from the student's code into
+minigan's own math (however they were imported, ``importlib`` included) are listed for the
+teacher. This guards against mistakes and clumsy shortcuts, not against a determined attacker:
+the student's code runs with the grader's rights. Grade untrusted files in a sandbox.
 """
 
 from __future__ import annotations
@@ -21,7 +33,14 @@ import ast
 import contextlib
 import importlib.util
 import io
+import json
+import os
+import secrets
+import signal
+import subprocess
 import sys
+import tempfile
+import time
 import traceback
 import uuid
 import warnings
@@ -44,6 +63,7 @@ __all__ = [
     "grade_file",
     "grade_module",
     "load_student_module",
+    "DEFAULT_TIMEOUT",
 ]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -51,18 +71,27 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 # Tolerances of minigan.gradcheck (torch.autograd.gradcheck's criterion), used unchanged.
 _ATOL, _RTOL = 1e-5, 1e-3
 
+# What a checked call may raise and still be reported as a failed check: SystemExit too (a
+# student's sys.exit(0) in a backward pass must fail that check, not end the grading).
+_CAUGHT = (Exception, SystemExit)
+
+#: Seconds the grading process may run before it is stopped (``minigan check --timeout``).
+DEFAULT_TIMEOUT = 60.0
+
 
 @dataclass
 class CheckRow:
-    """One checked tensor in one case.
+    """One checked tensor in one check (a *case*).
 
     Attributes
     ----------
     case : str
-        What was run, e.g. ``"Linear(4, 3), x (5, 4)"``.
+        What was run, e.g. ``"Linear(4, 3), x (5, 4)"``. Rows of one case form one check;
+        an exercise's partial credit is the fraction of its checks whose rows all pass.
     tensor : str
         ``"input"``, a parameter name (``"weight"``, ``"bias"``), ``"fake"``, ``"output"``
-        (the forward pass) or ``"error"`` (the code raised).
+        (the forward pass), an argument or state that must stay untouched (``"dout"``, ``"x"``,
+        ``"D.grads"``, ...), or ``"error"`` (the code raised or ended the process).
     passed : bool
     detail : str
         The gradcheck line (relative error, worst element, analytic vs numeric) or the reason.
@@ -80,11 +109,12 @@ class CheckRow:
 
 @dataclass
 class ExerciseResult:
-    """The result of one exercise: its rows, and whether all passed."""
+    """The result of one exercise: its rows, notes, and partial credit out of ``points``."""
 
     key: str
     title: str
     lesson: int
+    points: float = 1.0
     rows: list[CheckRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -92,6 +122,20 @@ class ExerciseResult:
     def passed(self) -> bool:
         """True when there is at least one row and every row passed."""
         return bool(self.rows) and all(r.passed for r in self.rows)
+
+    @property
+    def checks(self) -> dict[str, bool]:
+        """Case -> whether every row of that case passed, in order."""
+        out: dict[str, bool] = {}
+        for r in self.rows:
+            out[r.case] = out.get(r.case, True) and r.passed
+        return out
+
+    @property
+    def score(self) -> float:
+        """Partial credit: ``points`` times the fraction of checks passed (0 without rows)."""
+        checks = self.checks
+        return self.points * sum(checks.values()) / len(checks) if checks else 0.0
 
     @property
     def failed_tensors(self) -> list[str]:
@@ -103,10 +147,14 @@ class ExerciseResult:
         return out
 
     def format(self, verbose: bool = False) -> str:
-        """The exercise's block of the report: a PASS/FAIL head line, then the failing rows
-        grouped by case (every row when ``verbose``), then notes."""
-        head = f"[{'PASS' if self.passed else 'FAIL'}] {self.title}  (lesson {self.lesson})"
-        if self.passed and not verbose:
+        """The exercise's block of the report: a PASS/FAIL head line with the checks passed,
+        then the failing rows grouped by case (every row when ``verbose``), then notes."""
+        checks = self.checks
+        head = (
+            f"[{'PASS' if self.passed else 'FAIL'}] {self.title}  (lesson {self.lesson})  "
+            f"{sum(checks.values())}/{len(checks)} checks, {_num(self.score)}/{_num(self.points)}"
+        )
+        if self.passed and not verbose and not self.notes:
             return head
         lines = [head]
         case = None
@@ -130,6 +178,10 @@ class ExerciseResult:
         return "\n".join(lines)
 
 
+def _num(x: float) -> str:
+    return f"{round(x, 2):g}"
+
+
 @dataclass
 class GradeReport:
     """Per-exercise, per-tensor results of grading one file; ``str()`` is the printed report.
@@ -139,7 +191,8 @@ class GradeReport:
     path : str
     exercises : list of ExerciseResult
     warnings : list of str
-        File-level remarks for the teacher (import failures, minigan imports to look at).
+        File-level remarks for the teacher (import failures, the process ending early, calls
+        into minigan's math to look at).
     """
 
     path: str
@@ -147,19 +200,24 @@ class GradeReport:
     warnings: list[str] = field(default_factory=list)
 
     @property
-    def score(self) -> int:
-        """Number of exercises passed."""
+    def score(self) -> float:
+        """Points earned: the sum of the exercises' partial credit."""
+        return sum(e.score for e in self.exercises)
+
+    @property
+    def total(self) -> float:
+        """Points available (one per exercise unless the registry says otherwise)."""
+        return sum(e.points for e in self.exercises)
+
+    @property
+    def n_passed(self) -> int:
+        """Number of exercises whose every check passed."""
         return sum(e.passed for e in self.exercises)
 
     @property
-    def total(self) -> int:
-        """Number of exercises graded."""
-        return len(self.exercises)
-
-    @property
     def passed(self) -> bool:
-        """True when every exercise passed."""
-        return self.score == self.total
+        """True when there is at least one exercise and every exercise passed."""
+        return bool(self.exercises) and self.n_passed == len(self.exercises)
 
     def __getitem__(self, key: str) -> ExerciseResult:
         for e in self.exercises:
@@ -173,30 +231,93 @@ class GradeReport:
         lines.extend(f"  warning: {w}" for w in self.warnings)
         for e in self.exercises:
             lines.append("  " + e.format(verbose).replace("\n", "\n  "))
-        lines.append(f"Score: {self.score}/{self.total}")
+        lines.append(
+            f"Score: {_num(self.score)}/{_num(self.total)} "
+            f"({self.n_passed} of {len(self.exercises)} exercises fully passed)"
+        )
         return "\n".join(lines)
 
     def __str__(self) -> str:
         return self.format()
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready summary (for gradebooks)."""
+        """A JSON-ready summary (``minigan check --format json``)."""
         return {
             "path": self.path,
             "score": self.score,
             "total": self.total,
+            "passed": self.passed,
             "warnings": list(self.warnings),
             "exercises": [
                 {
                     "key": e.key,
                     "title": e.title,
+                    "lesson": e.lesson,
+                    "points": e.points,
+                    "score": e.score,
                     "passed": e.passed,
+                    "checks": e.checks,
                     "failed_tensors": e.failed_tensors,
                     "rows": [vars(r).copy() for r in e.rows],
                     "notes": list(e.notes),
                 }
                 for e in self.exercises
             ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GradeReport:
+        """Rebuild a report from :meth:`to_dict` (how the grading process hands it back).
+
+        Raises
+        ------
+        KeyError, TypeError, ValueError
+            ``data`` is not what :meth:`to_dict` writes.
+        """
+        report = cls(str(data["path"]), warnings=[str(w) for w in data["warnings"]])
+        for e in data["exercises"]:
+            result = ExerciseResult(
+                str(e["key"]), str(e["title"]), int(e["lesson"]), float(e["points"])
+            )
+            result.rows = [
+                CheckRow(str(r["case"]), str(r["tensor"]), bool(r["passed"]), str(r["detail"]))
+                for r in e["rows"]
+            ]
+            result.notes = [str(n) for n in e["notes"]]
+            report.exercises.append(result)
+        return report
+
+    def to_gradescope(self) -> dict[str, Any]:
+        """The report as a Gradescope autograder ``results.json`` (``--format gradescope``).
+
+        One test per exercise: ``score`` (partial credit), ``max_score``, ``status``
+        ("passed"/"failed"), ``name``, ``number``, ``output`` (its report block) and
+        ``visibility``; the top-level ``score`` and ``output`` (warnings) are the file's.
+
+        Notes
+        -----
+        Field names and types follow Gradescope's "Autograder Specifications", section
+        "Output format" (gradescope-autograders.readthedocs.io/en/latest/specs/).
+        """
+        tests = [
+            {
+                "name": e.title,
+                "number": str(i + 1),
+                "score": round(e.score, 4),
+                "max_score": e.points,
+                "status": "passed" if e.passed else "failed",
+                "output": e.format(verbose=False),
+                "visibility": "visible",
+            }
+            for i, e in enumerate(self.exercises)
+        ]
+        output = "\n".join(f"warning: {w}" for w in self.warnings) or "All checks ran."
+        return {
+            "score": round(self.score, 4),
+            "output": output,
+            "visibility": "visible",
+            "stdout_visibility": "hidden",
+            "tests": tests,
         }
 
 
@@ -221,6 +342,9 @@ def _error_row(case: str, exc: BaseException) -> CheckRow:
         if _PACKAGE_DIR not in Path(frame.filename).resolve().parents:
             where = f" (at {Path(frame.filename).name}:{frame.lineno}: {frame.line})"
             break
+    if isinstance(exc, SystemExit):
+        what = f"SystemExit({exc.code!r}): the code tried to end the grading (sys.exit?)"
+        return CheckRow(case, "error", False, what + where)
     return CheckRow(case, "error", False, f"{type(exc).__name__}: {exc}{where}")
 
 
@@ -240,9 +364,47 @@ def _compare_row(case: str, tensor: str, got, expected, what: str) -> CheckRow:
     return CheckRow(case, tensor, ok, f"{what}: rel_error {rel_error(got, expected):.2e}")
 
 
+def _unchanged_rows(case: str, before: dict[str, np.ndarray], after: dict[str, Any], why: str):
+    """One row per named array: it must be bit-identical to its copy taken before the call."""
+    rows = []
+    for name, old in before.items():
+        new = after.get(name)
+        if new is None:
+            rows.append(CheckRow(case, name, False, f"{name} is gone after the call ({why})"))
+            continue
+        new = np.asarray(new)
+        if new.shape == old.shape and np.array_equal(new, old):
+            rows.append(CheckRow(case, name, True, f"unchanged ({why})"))
+        else:
+            change = (
+                f"max change {float(np.max(np.abs(new - old))):.3g}"
+                if new.shape == old.shape
+                else f"shape {old.shape} -> {new.shape}"
+            )
+            rows.append(CheckRow(case, name, False, f"changed by the call, {change} ({why})"))
+    return rows
+
+
+def _none_row(case: str, got) -> CheckRow:
+    """``backward(dout, input_grad=False)`` must return None: the caller asked for no dx."""
+    if got is None:
+        return CheckRow(case, "input", True, "input_grad=False: returned None")
+    return CheckRow(
+        case,
+        "input",
+        False,
+        f"input_grad=False: returned a {type(got).__name__}, expected None (the caller asked "
+        "for no dx; skip computing it)",
+    )
+
+
 def _away_from_zero(rng: np.random.Generator, shape, low=0.1, high=2.0) -> np.ndarray:
     """Uniform magnitudes in [low, high] with random signs: no element near a kink."""
     return rng.uniform(low, high, shape) * rng.choice([-1.0, 1.0], shape)
+
+
+def _seed(rng: np.random.Generator) -> int:
+    return int(rng.integers(1 << 31))
 
 
 def _get(module, name: str):
@@ -251,38 +413,78 @@ def _get(module, name: str):
     return getattr(module, name)
 
 
+def _grads_copy(module) -> dict[str, np.ndarray]:
+    return {k: np.array(v, dtype=np.float64) for k, v in module.grads.items()}
+
+
 # ----------------------------------------------------------------------------------------------
-# The exercises
+# The exercises: each checker takes the student's module and a seeded Generator, returns rows
 # ----------------------------------------------------------------------------------------------
+def _activation_cases(cls, make, ref_forward, ref_backward, x, case, rng) -> list[CheckRow]:
+    """The checks shared by elementwise activations, for one input ``x``."""
+    rows: list[CheckRow] = []
+    try:
+        layer = make(cls)
+        rows.append(
+            _compare_row(case, "output", layer.forward(x.copy()), ref_forward(x), "forward")
+        )
+        rows += _rows_from(case, check_module(layer, x, seed=_seed(rng)))
+    except _CAUGHT as exc:
+        rows.append(_error_row(case, exc))
+    side = f"{case}: backward leaves dout and x alone"
+    try:
+        layer = make(cls)
+        x_arg, dout = x.copy(), rng.standard_normal(x.shape)
+        dout_arg = dout.copy()
+        layer.forward(x_arg)
+        expected = ref_backward(dout, x)
+        rows.append(_compare_row(side, "input", layer.backward(dout_arg), expected, "dx"))
+        rows += _unchanged_rows(side, {"dout": dout, "x": x}, {"dout": dout_arg, "x": x_arg}, "")
+    except _CAUGHT as exc:
+        rows.append(_error_row(side, exc))
+    flag = f"{case}: backward(dout, input_grad=False)"
+    try:
+        layer = make(cls)
+        layer.forward(x.copy())
+        rows.append(_none_row(flag, layer.backward(rng.standard_normal(x.shape), input_grad=False)))
+    except _CAUGHT as exc:
+        rows.append(_error_row(flag, exc))
+    return rows
+
+
 def _check_leaky_relu(mod, rng) -> list[CheckRow]:
     cls = _get(mod, "LeakyReLU")
     rows: list[CheckRow] = []
     # The default slope (0.01) and the GAN slope (0.2): a hard-coded slope fails one of them.
-    for slope in (None, 0.2):
-        case = "LeakyReLU()" if slope is None else f"LeakyReLU(negative_slope={slope})"
-        x = _away_from_zero(rng, (4, 5))
-        case += ", x (4, 5)"
-        try:
-            layer = cls() if slope is None else cls(slope)
-            ref, _ = F.leaky_relu_forward(x, 0.01 if slope is None else slope)
-            rows.append(_compare_row(case, "output", layer.forward(x), ref, "forward"))
-            rows += _rows_from(case, check_module(layer, x, seed=int(rng.integers(1 << 31))))
-        except Exception as exc:
-            rows.append(_error_row(case, exc))
+    # Batch 1, batch > 1, a non-square and a 3-d input.
+    for slope, shape in ((None, (4, 5)), (0.2, (1, 7)), (0.2, (3, 2, 4))):
+        s = 0.01 if slope is None else slope
+        name = "LeakyReLU()" if slope is None else f"LeakyReLU(negative_slope={slope})"
+        rows += _activation_cases(
+            cls,
+            lambda c, slope=slope: c() if slope is None else c(slope),
+            lambda x, s=s: F.leaky_relu_forward(x, s)[0],
+            lambda d, x, s=s: F.leaky_relu_backward(d, F.leaky_relu_forward(x, s)[1]),
+            _away_from_zero(rng, shape),
+            f"{name}, x {shape}",
+            rng,
+        )
     return rows
 
 
 def _check_sigmoid(mod, rng) -> list[CheckRow]:
     cls = _get(mod, "Sigmoid")
     rows: list[CheckRow] = []
-    case = "Sigmoid(), x (4, 5)"
-    x = rng.normal(scale=2.0, size=(4, 5))
-    try:
-        layer = cls()
-        rows.append(_compare_row(case, "output", layer.forward(x), F.sigmoid(x), "forward"))
-        rows += _rows_from(case, check_module(layer, x, seed=int(rng.integers(1 << 31))))
-    except Exception as exc:
-        rows.append(_error_row(case, exc))
+    for shape in ((4, 5), (1, 3), (2, 3, 2)):
+        rows += _activation_cases(
+            cls,
+            lambda c: c(),
+            F.sigmoid,
+            lambda d, x: F.sigmoid_backward(d, F.sigmoid_forward(x)[1]),
+            rng.normal(scale=2.0, size=shape),
+            f"Sigmoid(), x {shape}",
+            rng,
+        )
     case = "Sigmoid(), x of +-1e3 (saturated)"
     x = np.array([[1e3, -1e3, 30.0, -30.0]])
     dout = rng.standard_normal(x.shape)
@@ -291,56 +493,148 @@ def _check_sigmoid(mod, rng) -> list[CheckRow]:
         layer.forward(x)
         expected = F.sigmoid_backward(dout, F.sigmoid_forward(x)[1])
         rows.append(_compare_row(case, "input", layer.backward(dout), expected, "dx"))
-    except Exception as exc:
+    except _CAUGHT as exc:
+        rows.append(_error_row(case, exc))
+    return rows
+
+
+def _linear_reference(x, weight, bias, dout):
+    _, cache = F.linear_forward(x, weight, bias)
+    dx, dw, db = F.linear_backward(dout, cache)
+    return dx, ({"weight": dw} if db is None else {"weight": dw, "bias": db})
+
+
+def _check_linear_gradcheck(cls, rng) -> list[CheckRow]:
+    rows: list[CheckRow] = []
+    # Non-square catches shape slips; square catches transposes that keep the shape; batch 1
+    # and batch > 1 (a bias gradient from the first row only passes batch 1).
+    for n, n_in, n_out, bias in (
+        (5, 4, 3, True),
+        (3, 3, 3, True),
+        (1, 2, 4, True),
+        (5, 4, 3, False),
+    ):
+        case = f"Linear({n_in}, {n_out}{'' if bias else ', bias=False'}), x ({n}, {n_in})"
+        x = rng.standard_normal((n, n_in))
+        try:
+            layer = cls(n_in, n_out, bias, dtype="float64", rng=_seed(rng))
+            ref, _ = F.linear_forward(x, layer.params["weight"], layer.params.get("bias"))
+            rows.append(_compare_row(case, "output", layer.forward(x), ref, "forward"))
+            rows += _rows_from(case, check_module(layer, x, seed=_seed(rng)))
+        except _CAUGHT as exc:
+            rows.append(_error_row(case, exc))
+    return rows
+
+
+def _check_linear_accumulates(cls, rng) -> list[CheckRow]:
+    # Two backward passes must add up (minigan's layer contract, as PyTorch).
+    case = "Linear(4, 3): two backward calls must add up (2x one call)"
+    x = rng.standard_normal((5, 4))
+    dout = rng.standard_normal((5, 3))
+    rows: list[CheckRow] = []
+    try:
+        layer = cls(4, 3, dtype="float64", rng=_seed(rng))
+        layer.zero_grad()
+        layer.forward(x)
+        layer.backward(dout)
+        once = _grads_copy(layer)
+        layer.forward(x)
+        layer.backward(dout)
+        for k in ("weight", "bias"):
+            if k not in layer.grads or k not in once:
+                rows.append(CheckRow(case, k, False, f"grads has no {k!r} key"))
+                continue
+            got = np.asarray(layer.grads[k], dtype=np.float64)
+            ratio = float(np.sum(got * once[k]) / max(np.sum(once[k] * once[k]), 1e-300))
+            ok = bool(np.allclose(got, 2 * once[k], rtol=1e-12, atol=1e-12))
+            detail = (
+                "accumulated: grad after two calls is 2x one call"
+                if ok
+                else f"not accumulated: after two calls the grad is {ratio:.2f}x one call "
+                "(expected 2x; use += into self.grads)"
+            )
+            rows.append(CheckRow(case, k, ok, detail))
+    except _CAUGHT as exc:
+        rows.append(_error_row(case, exc))
+    return rows
+
+
+def _check_linear_contract(cls, rng) -> list[CheckRow]:
+    """input_grad=False, a frozen layer, and what backward must leave alone."""
+    rows: list[CheckRow] = []
+    x = rng.standard_normal((5, 4))
+    dout = rng.standard_normal((5, 3))
+    case = "Linear(4, 3), x (5, 4): backward(dout, input_grad=False) still adds dW, db"
+    try:
+        layer = cls(4, 3, dtype="float64", rng=_seed(rng))
+        layer.zero_grad()
+        layer.forward(x)
+        _, expected = _linear_reference(x, layer.params["weight"], layer.params["bias"], dout)
+        rows.append(_none_row(case, layer.backward(dout.copy(), input_grad=False)))
+        for k, ref in expected.items():
+            rows.append(_compare_row(case, k, layer.grads.get(k), ref, f"grads[{k!r}]"))
+    except _CAUGHT as exc:
+        rows.append(_error_row(case, exc))
+    case = "Linear(4, 3) frozen with requires_grad_(False): grads untouched, dx still right"
+    try:
+        layer = cls(4, 3, dtype="float64", rng=_seed(rng))
+        layer.zero_grad()
+        layer.requires_grad_(False)
+        before = _grads_copy(layer)
+        layer.forward(x)
+        dx_ref, _ = _linear_reference(x, layer.params["weight"], layer.params["bias"], dout)
+        rows.append(_compare_row(case, "input", layer.backward(dout.copy()), dx_ref, "dx"))
+        rows += _unchanged_rows(case, before, layer.grads, "a frozen layer adds no gradient")
+    except _CAUGHT as exc:
+        rows.append(_error_row(case, exc))
+    case = "Linear(4, 3): backward leaves dout, x and the parameters alone"
+    try:
+        layer = cls(4, 3, dtype="float64", rng=_seed(rng))
+        x_arg, dout_arg = x.copy(), dout.copy()
+        params = {k: np.array(v) for k, v in layer.params.items()}
+        layer.forward(x_arg)
+        layer.backward(dout_arg)
+        rows += _unchanged_rows(case, {"dout": dout, "x": x}, {"dout": dout_arg, "x": x_arg}, "")
+        rows += _unchanged_rows(case, params, layer.params, "backward must not update weights")
+    except _CAUGHT as exc:
         rows.append(_error_row(case, exc))
     return rows
 
 
 def _check_linear(mod, rng) -> list[CheckRow]:
     cls = _get(mod, "Linear")
+    return (
+        _check_linear_gradcheck(cls, rng)
+        + _check_linear_accumulates(cls, rng)
+        + _check_linear_contract(cls, rng)
+    )
+
+
+def _bce_case(cls, reduction: str, z, case: str, rng) -> list[CheckRow]:
     rows: list[CheckRow] = []
-    # Non-square catches shape slips; square catches transposes that keep the shape.
-    for n_in, n_out, bias in ((4, 3, True), (3, 3, True), (4, 3, False)):
-        case = f"Linear({n_in}, {n_out}{'' if bias else ', bias=False'}), x (5, {n_in})"
-        x = rng.standard_normal((5, n_in))
-        try:
-            layer = cls(n_in, n_out, bias, dtype="float64", rng=int(rng.integers(1 << 31)))
-            ref, _ = F.linear_forward(x, layer.params["weight"], layer.params.get("bias"))
-            rows.append(_compare_row(case, "output", layer.forward(x), ref, "forward"))
-            rows += _rows_from(case, check_module(layer, x, seed=int(rng.integers(1 << 31))))
-        except Exception as exc:
-            rows.append(_error_row(case, exc))
-    # Accumulation: two backward passes must add up (minigan's layer contract, as PyTorch).
-    case = "Linear(4, 3): two backward calls must add up (2x one call)"
-    x = rng.standard_normal((5, 4))
-    dout = rng.standard_normal((5, 3))
+    y = rng.uniform(size=z.shape)
+    dout = np.asarray(rng.uniform(0.5, 2.0))  # a scalar upstream gradient, not 1
     try:
-        layer = cls(4, 3, dtype="float64", rng=int(rng.integers(1 << 31)))
-        layer.zero_grad()
-        layer.forward(x)
-        layer.backward(dout)
-        once = {k: np.array(v, dtype=np.float64) for k, v in layer.grads.items()}
-        layer.forward(x)
-        layer.backward(dout)
-        for k in ("weight", "bias"):
-            if k not in layer.grads:
-                rows.append(CheckRow(case, k, False, f"grads has no {k!r} key"))
-                continue
-            got = np.asarray(layer.grads[k], dtype=np.float64)
-            ratio = float(np.sum(got * once[k]) / max(np.sum(once[k] * once[k]), 1e-300))
-            ok = bool(np.allclose(got, 2 * once[k], rtol=1e-12, atol=1e-12))
-            rows.append(
-                CheckRow(
-                    case,
-                    k,
-                    ok,
-                    "accumulated: grad after two calls is 2x one call"
-                    if ok
-                    else f"not accumulated: after two calls the grad is {ratio:.2f}x one call "
-                    "(expected 2x; use += into self.grads)",
-                )
-            )
-    except Exception as exc:
+        loss = cls(reduction)
+        ref, _ = F.bce_with_logits_forward(z, y, reduction)
+        z_arg, y_arg = z.copy(), y.copy()
+        rows.append(_compare_row(case, "output", loss.forward(z_arg, y_arg), ref, "forward"))
+        _, cache = F.bce_with_logits_forward(z, y, reduction)
+        expected = F.bce_with_logits_backward(dout, cache)
+        rows.append(_compare_row(case, "input", loss.backward(dout), expected, "dz"))
+        rows += _unchanged_rows(case, {"x": z, "target": y}, {"x": z_arg, "target": y_arg}, "")
+
+        def fwd(z_, y_, loss=loss):
+            return loss.forward(z_, y_), None
+
+        def bwd(d, _cache, loss=loss):
+            return loss.backward(d), None
+
+        report = check_function(
+            fwd, bwd, z, y, names=["input", "target"], dout=dout, atol=_ATOL, rtol=_RTOL
+        )
+        rows += _rows_from(case, report)
+    except _CAUGHT as exc:
         rows.append(_error_row(case, exc))
     return rows
 
@@ -348,32 +642,20 @@ def _check_linear(mod, rng) -> list[CheckRow]:
 def _check_bce(mod, rng) -> list[CheckRow]:
     cls = _get(mod, "BCEWithLogitsLoss")
     rows: list[CheckRow] = []
+    # "mean" averages over every element: inputs of shape (3, 4), (5,) and (2, 3, 2) catch a
+    # mean that divides by the batch size (right only for (N, 1)).
     cases = (
-        ("mean", rng.normal(scale=3.0, size=(6, 1)), "logits (6, 1), soft targets"),
-        ("sum", rng.normal(scale=3.0, size=(3, 4)), "logits (3, 4), soft targets"),
+        ("mean", rng.normal(scale=3.0, size=(6, 1)), "logits (6, 1)"),
+        ("mean", rng.normal(scale=3.0, size=(3, 4)), "logits (3, 4)"),
+        ("mean", rng.normal(scale=3.0, size=(5,)), "logits (5,)"),
+        ("mean", rng.normal(scale=3.0, size=(2, 3, 2)), "logits (2, 3, 2)"),
+        ("sum", rng.normal(scale=3.0, size=(3, 4)), "logits (3, 4)"),
+        ("sum", rng.normal(scale=3.0, size=(1, 1)), "logits (1, 1)"),
         ("mean", np.array([[1e3], [-1e3], [40.0], [-40.0]]), "logits of +-1e3 and +-40"),
     )
     for reduction, z, what in cases:
-        case = f'BCEWithLogitsLoss(reduction="{reduction}"), {what}'
-        y = rng.uniform(size=z.shape)
-        dout = np.asarray(rng.uniform(0.5, 2.0))  # a scalar upstream gradient, not 1
-        try:
-            loss = cls(reduction)
-            ref, _ = F.bce_with_logits_forward(z, y, reduction)
-            rows.append(_compare_row(case, "output", loss.forward(z, y), ref, "forward"))
-
-            def fwd(z_, y_, loss=loss):
-                return loss.forward(z_, y_), None
-
-            def bwd(d, _cache, loss=loss):
-                return loss.backward(d), None
-
-            report = check_function(
-                fwd, bwd, z, y, names=["input", "target"], dout=dout, atol=_ATOL, rtol=_RTOL
-            )
-            rows += _rows_from(case, report)
-        except Exception as exc:
-            rows.append(_error_row(case, exc))
+        case = f'BCEWithLogitsLoss(reduction="{reduction}"), {what}, soft targets'
+        rows += _bce_case(cls, reduction, z, case, rng)
     case = "BCEWithLogitsLoss(): backward() without dout means dout = 1"
     z = rng.normal(size=(5, 1))
     y = rng.uniform(size=z.shape)
@@ -383,25 +665,72 @@ def _check_bce(mod, rng) -> list[CheckRow]:
         _, cache = F.bce_with_logits_forward(z, y)
         expected = F.bce_with_logits_backward(np.asarray(1.0), cache)
         rows.append(_compare_row(case, "input", loss.backward(), expected, "dz"))
-    except Exception as exc:
+    except _CAUGHT as exc:
         rows.append(_error_row(case, exc))
     return rows
 
 
-def _check_d_loss_grad_fake(mod, rng) -> list[CheckRow]:
+def _make_discriminator(dim: int, hidden: int, act: str, rng):
     from .layers import LeakyReLU, Linear, Sequential, Tanh
+
+    return Sequential(
+        Linear(dim, hidden, dtype="float64", rng=_seed(rng)),
+        LeakyReLU(0.2) if act == "leaky_relu" else Tanh(),
+        Linear(hidden, 1, dtype="float64", rng=_seed(rng)),
+    )
+
+
+def _d_state(D) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    params = {k: np.array(v.data) for k, v in D.named_parameters()}
+    grads = {k: np.array(v.grad) for k, v in D.named_parameters()}
+    return params, grads
+
+
+def _check_d_leaves_d_alone(fn, rng) -> list[CheckRow]:
+    """The exercise says: D's parameters, gradients and requires_grad are as before."""
+    case = "D = Linear(3, 6) -> leaky_relu -> Linear(6, 1): D and fake are left as they were"
+    try:
+        D = _make_discriminator(3, 6, "leaky_relu", rng)
+        D.zero_grad()
+        fake = _away_from_zero(rng, (4, 3), 0.05, 1.5)
+        fake_arg = fake.copy()
+        params, grads = _d_state(D)
+        fn(D, fake_arg)
+        new_params, new_grads = _d_state(D)
+        rows = _unchanged_rows(case, {"fake": fake}, {"fake": fake_arg}, "")
+        for label, old, new in (("D.params", params, new_params), ("D.grads", grads, new_grads)):
+            changed = [k for k in old if not np.array_equal(old[k], new.get(k))]
+            detail = (
+                f"unchanged ({len(old)} arrays)"
+                if not changed
+                else f"changed: {', '.join(changed)} (only dL_D/d(fake) is wanted; freeze D "
+                "with requires_grad_(False) while you backpropagate)"
+            )
+            rows.append(CheckRow(case, label, not changed, detail))
+        frozen = [type(m).__name__ for m in D.modules() if not m.requires_grad]
+        rows.append(
+            CheckRow(
+                case,
+                "D.requires_grad",
+                not frozen,
+                "as before (True)"
+                if not frozen
+                else f"left frozen: {', '.join(frozen)} (unfreeze D again before returning)",
+            )
+        )
+        return rows
+    except _CAUGHT as exc:
+        return [_error_row(case, exc)]
+
+
+def _check_d_loss_grad_fake(mod, rng) -> list[CheckRow]:
     from .losses import BCEWithLogitsLoss
 
     fn = _get(mod, "d_loss_grad_fake")
     rows: list[CheckRow] = []
-    for n, dim, hidden, act in ((6, 3, 8, "leaky_relu"), (10, 2, 5, "tanh")):
+    for n, dim, hidden, act in ((6, 3, 8, "leaky_relu"), (10, 2, 5, "tanh"), (1, 4, 3, "tanh")):
         case = f"D = Linear({dim}, {hidden}) -> {act} -> Linear({hidden}, 1), fake ({n}, {dim})"
-        seeds = [int(s) for s in rng.integers(1 << 31, size=2)]
-        D = Sequential(
-            Linear(dim, hidden, dtype="float64", rng=seeds[0]),
-            LeakyReLU(0.2) if act == "leaky_relu" else Tanh(),
-            Linear(hidden, 1, dtype="float64", rng=seeds[1]),
-        )
+        D = _make_discriminator(dim, hidden, act, rng)
         fake = _away_from_zero(rng, (n, dim), 0.05, 1.5)
         dout = np.asarray(rng.uniform(0.5, 2.0))
         ref_loss = BCEWithLogitsLoss()
@@ -411,24 +740,47 @@ def _check_d_loss_grad_fake(mod, rng) -> list[CheckRow]:
             return ref_loss.forward(logits, np.zeros_like(logits)), None
 
         def bwd(d, _cache, D=D, fake=fake):
-            g = fn(D, fake)
+            g = fn(D, fake.copy())
             return ((None if g is None else d * np.asarray(g)),)
 
         try:
             rows += _rows_from(case, check_function(fwd, bwd, fake, names=["fake"], dout=dout))
-        except Exception as exc:
+        except _CAUGHT as exc:
             rows.append(_error_row(case, exc))
-    return rows
+    return rows + _check_d_leaves_d_alone(fn, rng)
 
 
 @dataclass(frozen=True)
 class Exercise:
-    """One graded exercise: a key, the title shown in the report, and its checker."""
+    """One graded exercise: a registry entry.
+
+    Attributes
+    ----------
+    key : str
+        Used by ``--only`` and ``report[key]``.
+    title : str
+        Shown in the report.
+    lesson : int
+    check : callable ``(student_module, numpy.random.Generator) -> list[CheckRow]``
+        Runs once per draw with its own seeded Generator; case names must not depend on the
+        random values (draws are told apart by a suffix).
+    points : float
+        Full credit; the exercise earns ``points`` times the fraction of checks passed.
+    draws : int
+        How many independently seeded runs of ``check`` (more seeds, same shapes).
+    may_call : tuple of str
+        minigan functions the student's code may call in this exercise, as
+        ``"minigan.layers.Sequential.forward"`` (the methods of ``minigan.layers.Module`` are
+        always allowed). Any other call into minigan is listed for the teacher.
+    """
 
     key: str
     title: str
     lesson: int
     check: Callable[[Any, np.random.Generator], list[CheckRow]]
+    points: float = 1.0
+    draws: int = 2
+    may_call: tuple[str, ...] = ()
 
 
 EXERCISES: tuple[Exercise, ...] = (
@@ -441,15 +793,94 @@ EXERCISES: tuple[Exercise, ...] = (
         "5. d_loss_grad_fake (D's loss into G's output)",
         8,
         _check_d_loss_grad_fake,
+        # D is a minigan network handed to the student: running it is the exercise.
+        may_call=("minigan.layers.Sequential.forward", "minigan.layers.Sequential.backward"),
     ),
 )
 
 
 # ----------------------------------------------------------------------------------------------
-# Entry points
+# Watching what the student's code calls in minigan
+# ----------------------------------------------------------------------------------------------
+class _MiniganCalls:
+    """A ``sys.setprofile`` hook: records calls from code outside minigan into minigan.
+
+    However the student reached minigan (``from minigan.functional import ...``,
+    ``importlib.import_module("minigan.layers")``, ``sys.modules[...]``), a call into one of
+    its Python functions shows up here with its qualified name.
+    """
+
+    def __init__(self, allowed: set[str]):
+        self.allowed = allowed
+        self.calls: list[str] = []
+        self._package = str(_PACKAGE_DIR) + os.sep
+
+    def __call__(self, frame, event, arg):
+        if event != "call" or not frame.f_code.co_filename.startswith(self._package):
+            return
+        caller = frame.f_back
+        where = caller.f_code.co_filename if caller is not None else "<"
+        if where.startswith(self._package) or where.startswith("<"):
+            return  # minigan calling itself, or the import machinery
+        name = f"{frame.f_globals.get('__name__', '?')}.{_qualname(frame.f_code)}"
+        if name not in self.allowed and name not in self.calls:
+            self.calls.append(name)
+
+
+def _qualname(code) -> str:
+    return getattr(code, "co_qualname", code.co_name)  # co_qualname: Python >= 3.11
+
+
+def _always_allowed() -> set[str]:
+    from .layers import Module
+
+    return {f"minigan.layers.Module.{name}" for name in vars(Module)}
+
+
+def _namespace_references(module) -> list[str]:
+    """minigan objects the imported module holds, other than ``Module`` and ``gradcheck``."""
+    found = []
+    for value in list(vars(module).values()):
+        name = getattr(value, "__name__", None) if isinstance(value, type(np)) else None
+        if name is None:
+            owner = getattr(value, "__module__", None)
+            qual = getattr(value, "__qualname__", None)
+            name = f"{owner}.{qual}" if isinstance(owner, str) and isinstance(qual, str) else None
+        if not name or name.split(".")[0] != "minigan":
+            continue
+        if name in ("minigan.layers.Module", "minigan.gradcheck") or name.startswith(
+            "minigan.gradcheck."
+        ):
+            continue
+        if isinstance(value, type) and value.__module__ == module.__name__:
+            continue
+        found.append(name)
+    return found
+
+
+def _minigan_imports(path: Path) -> list[str]:
+    """Names the file's import statements take from minigan (other than Module, gradcheck)."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (SyntaxError, UnicodeDecodeError, OSError):
+        return []
+    allowed = {"minigan.layers.Module", "minigan.Module"}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name.split(".")[0] == "minigan"]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "minigan":
+            found += [f"{node.module}.{a.name}" for a in node.names]
+    return [f for f in found if f not in allowed and not f.startswith("minigan.gradcheck")]
+
+
+# ----------------------------------------------------------------------------------------------
+# Grading in this process (trusted code) ...
 # ----------------------------------------------------------------------------------------------
 def load_student_module(path: str | Path):
     """Import a student's file as a fresh module (its folder is importable while it loads).
+
+    Runs the file in *this* process: use :func:`grade_file` for files you do not trust.
 
     Raises
     ------
@@ -478,41 +909,70 @@ def load_student_module(path: str | Path):
     return module
 
 
-def _minigan_imports(path: Path) -> list[str]:
-    """Names the file imports from minigan, other than the Module base class and gradcheck."""
-    try:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-    except (SyntaxError, UnicodeDecodeError):
-        return []
-    allowed = {"minigan.layers.Module", "minigan.Module"}
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found += [a.name for a in node.names if a.name.split(".")[0] == "minigan"]
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "minigan":
-            found += [f"{node.module}.{a.name}" for a in node.names]
-    return [f for f in found if f not in allowed and not f.startswith("minigan.gradcheck")]
+def _grade_one(module, ex: Exercise, index: int, seed: int) -> ExerciseResult:
+    result = ExerciseResult(ex.key, ex.title, ex.lesson, ex.points)
+    watch = _MiniganCalls(_always_allowed() | set(ex.may_call))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for draw in range(ex.draws):
+            rng = np.random.default_rng([seed, index, draw])  # independent of the selection
+            suffix = "" if draw == 0 else f" [seed draw {draw + 1}]"
+            previous = sys.getprofile()
+            sys.setprofile(watch)
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):  # students' debug prints
+                    rows = ex.check(module, rng)
+            except _CAUGHT as exc:
+                rows = [_error_row("setup", exc)]
+            finally:
+                sys.setprofile(previous)
+            result.rows += [CheckRow(r.case + suffix, r.tensor, r.passed, r.detail) for r in rows]
+    # Overflow / invalid-value warnings point at unstable formulas; list them.
+    seen = sorted({str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)})
+    result.notes += [f"RuntimeWarning during the checks: {m}" for m in seen]
+    if watch.calls:
+        result.notes.append(
+            "the code called minigan's own functions (is this the student's work?): "
+            + ", ".join(watch.calls)
+        )
+    return result
 
 
 def grade_module(module, *, path: str = "<module>", exercises=None, seed: int = 0) -> GradeReport:
-    """Grade an already imported module (see :func:`grade_file`)."""
+    """Grade an already imported module in this process (trusted code; see :func:`grade_file`).
+
+    Parameters
+    ----------
+    module : module or object with the exercise names as attributes
+    path : str
+        Shown in the report.
+    exercises : list of str, optional
+        Keys of :data:`EXERCISES` (default: all).
+    seed : int
+
+    Returns
+    -------
+    GradeReport
+
+    Raises
+    ------
+    ValueError
+        An unknown exercise key.
+    """
     chosen = _select(exercises)
     report = GradeReport(path)
     for ex in chosen:
-        result = ExerciseResult(ex.key, ex.title, ex.lesson)
-        rng = np.random.default_rng([seed, EXERCISES.index(ex)])  # independent of selection
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                with contextlib.redirect_stdout(io.StringIO()):  # students' debug prints
-                    result.rows = ex.check(module, rng)
-            except Exception as exc:
-                result.rows = [_error_row("setup", exc)]
-        # Overflow / invalid-value warnings point at unstable formulas; list them.
-        seen = sorted({str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)})
-        result.notes += [f"RuntimeWarning during the checks: {m}" for m in seen]
-        report.exercises.append(result)
+        report.exercises.append(_grade_one(module, ex, EXERCISES.index(ex), seed))
+    extra = _namespace_references(module)
+    if extra:
+        report.warnings.append(_imports_warning(extra))
     return report
+
+
+def _imports_warning(names) -> str:
+    return "uses minigan (check the backward passes are the student's own): " + ", ".join(
+        dict.fromkeys(names)
+    )
 
 
 def _select(exercises) -> list[Exercise]:
@@ -525,58 +985,197 @@ def _select(exercises) -> list[Exercise]:
     return [keys[k] for k in exercises]
 
 
-def grade_file(path: str | Path, *, exercises=None, seed: int = 0) -> GradeReport:
-    """Import a student's ``student_layers.py`` and grade its backward passes.
+# ----------------------------------------------------------------------------------------------
+# ... and in a separate process, for students' files
+# ----------------------------------------------------------------------------------------------
+def _failed_report(path: str, chosen, why: str, warning: str) -> GradeReport:
+    report = GradeReport(path, warnings=[warning])
+    for ex in chosen:
+        result = ExerciseResult(ex.key, ex.title, ex.lesson, ex.points)
+        result.rows = [CheckRow("run", "error", False, why)]
+        report.exercises.append(result)
+    return report
+
+
+def _write_result(result_path: Path, token: str, report: GradeReport, done: bool) -> None:
+    """Atomic write (temp file + replace): the parent never reads half a result."""
+    payload = json.dumps({"token": token, "done": done, "report": report.to_dict()})
+    tmp = result_path.with_name(f".{result_path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(payload, encoding="utf-8")
+    os.replace(tmp, result_path)
+
+
+def _worker(path: str, result_path: str, keys: list[str], seed: int, token: str) -> int:
+    """The grading process: import the student's file, grade, write the result after each
+    exercise. Runs in the child started by :func:`grade_file`."""
+    out = Path(result_path)
+    chosen = _select(keys)
+    report = GradeReport(path)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            module = load_student_module(path)
+    except _CAUGHT as exc:
+        what = (
+            f"SystemExit({exc.code!r}) (the file calls sys.exit while it is imported)"
+            if isinstance(exc, SystemExit)
+            else f"{type(exc).__name__}: {exc}"
+        )
+        warning = f"the file could not be imported: {what}"
+        failed = _failed_report(path, chosen, "the file could not be imported", warning)
+        _write_result(out, token, failed, done=True)
+        return 0
+    extra = _minigan_imports(Path(path)) + _namespace_references(module)
+    if extra:
+        report.warnings.append(_imports_warning(extra))
+    _write_result(out, token, report, done=False)
+    for ex in chosen:
+        report.exercises.append(_grade_one(module, ex, EXERCISES.index(ex), seed))
+        _write_result(out, token, report, done=len(report.exercises) == len(chosen))
+    return 0
+
+
+def _worker_main() -> None:  # pragma: no cover - runs in the child process
+    path, result_path, keys, seed = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    token = sys.stdin.readline().strip()  # not on the command line, where ps shows it
+    os._exit(_worker(path, result_path, keys.split(",") if keys else [], seed, token))
+
+
+_BOOTSTRAP = (
+    "import sys; sys.path.insert(0, {root!r}); "
+    "from minigan.grading import _worker_main; _worker_main()"
+)
+
+
+def _run_child(path: Path, result: Path, chosen, seed: int, token: str, timeout: float):
+    """Start the grading process; return (exit status or None on timeout, its stderr tail)."""
+    cmd = [
+        sys.executable,
+        "-c",
+        _BOOTSTRAP.format(root=str(_PACKAGE_DIR.parent)),
+        str(path),
+        str(result),
+        ",".join(e.key for e in chosen),
+        str(seed),
+    ]
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            cwd=result.parent,
+            start_new_session=True,  # so a timeout stops the student's children too
+        )
+        try:
+            proc.communicate((token + "\n").encode(), timeout=timeout)
+            status = proc.returncode
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            status = None
+        err.seek(0)
+        tail = err.read()[-2000:].decode("utf-8", "replace").strip().splitlines()[-3:]
+    return status, " | ".join(tail)
+
+
+def _read_result(result: Path, token: str):
+    """The report the grading process wrote, and whether it finished; None if absent/forged."""
+    try:
+        data = json.loads(result.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or data.get("token") != token:
+            return None
+        return GradeReport.from_dict(data["report"]), bool(data["done"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _ended_early(status, timeout: float, tail: str) -> str:
+    if status is None:
+        why = f"timed out after {timeout:g} s (an infinite loop?); the grading process was stopped"
+    elif status < 0:
+        why = f"the grading process was killed by signal {-status}"
+    else:
+        why = (
+            f"the grading process ended with exit status {status} before it wrote a result "
+            "(does the code call sys.exit or os._exit?)"
+        )
+    return why + (f"; its last error output: {tail}" if tail else "")
+
+
+def grade_file(
+    path: str | Path, *, exercises=None, seed: int = 0, timeout: float = DEFAULT_TIMEOUT
+) -> GradeReport:
+    """Grade a student's ``student_layers.py`` in a separate process with a time limit.
 
     Parameters
     ----------
     path : str or Path
-        The student's file (a filled-in copy of ``exercises/student_layers.py``).
+        The student's file (a filled-in copy of ``exercises/student_layers.py``). It is
+        **executed** (imported and called), in a child Python process.
     exercises : list of str, optional
         Keys of :data:`EXERCISES` to grade (default: all five).
     seed : int
         Seeds the inputs and upstream gradients (same seed, same report).
+    timeout : float
+        Seconds the grading process may take (default :data:`DEFAULT_TIMEOUT`); then it is
+        killed and the exercises not finished fail.
 
     Returns
     -------
     GradeReport
-        ``report.score`` / ``report.total``, ``report["linear"].failed_tensors``;
-        ``print(report)`` gives the readable report.
+        ``report.score`` / ``report.total`` (partial credit), ``report.n_passed``,
+        ``report["linear"].failed_tensors``; ``print(report)`` gives the readable report.
 
     Raises
     ------
     FileNotFoundError
         ``path`` does not exist.
     ValueError
-        An unknown exercise key.
+        An unknown exercise key, or ``timeout`` not > 0.
 
     Notes
     -----
-    A file that fails to import gets a report with every exercise failed and the error as a
-    warning (it does not raise). The checks use :func:`minigan.gradcheck.check_module` and
+    The verdict is read only from a result file that the grading process writes after each
+    exercise, carrying a random token the parent sent it on stdin. No file, a garbled file or
+    a wrong token fails every exercise; a process that ends early (``sys.exit``, ``os._exit``, a
+    crash, the time limit) fails the exercises it had not finished, and the report says why.
+    ``SystemExit`` raised inside a checked method fails that check. A file that fails to import
+    gets a report with every exercise failed and the error as a warning (it does not raise).
+    Gradient checks use :func:`minigan.gradcheck.check_module` and
     :func:`minigan.gradcheck.check_function` with their default tolerances
     (``|a - n| <= 1e-5 + 1e-3 |n|``) in float64.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
+    if not (isinstance(timeout, (int, float)) and timeout > 0):
+        raise ValueError(f"timeout: expected seconds > 0, got {timeout!r}")
     chosen = _select(exercises)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            module = load_student_module(path)
-    except Exception as exc:
-        report = GradeReport(str(path))
-        report.warnings.append(f"the file could not be imported: {type(exc).__name__}: {exc}")
+    token = secrets.token_hex(16)
+    with tempfile.TemporaryDirectory(prefix="minigan-check-") as tmp:
+        result = Path(tmp) / "result.json"
+        start = time.monotonic()
+        status, tail = _run_child(path.resolve(), result, chosen, seed, token, timeout)
+        got = _read_result(result, token)
+    if got is None:
+        why = _ended_early(status, timeout, tail)
+        return _failed_report(str(path), chosen, why, why)
+    report, done = got
+    report.path = str(path)
+    if not done:
+        why = _ended_early(status, timeout, tail)
+        report.warnings.append(why)
+        finished = {e.key for e in report.exercises}
         for ex in chosen:
-            result = ExerciseResult(ex.key, ex.title, ex.lesson)
-            result.rows = [CheckRow("import", "error", False, "the file could not be imported")]
-            report.exercises.append(result)
-        return report
-    report = grade_module(module, path=str(path), exercises=[e.key for e in chosen], seed=seed)
-    extra = _minigan_imports(path)
-    if extra:
+            if ex.key not in finished:
+                result_ex = ExerciseResult(ex.key, ex.title, ex.lesson, ex.points)
+                result_ex.rows = [CheckRow("run", "error", False, f"not graded: {why}")]
+                report.exercises.append(result_ex)
+        report.exercises.sort(key=lambda e: [c.key for c in chosen].index(e.key))
+    elif status != 0:
         report.warnings.append(
-            "imports from minigan (check the backward passes are the student's own): "
-            + ", ".join(extra)
+            f"the grading process exited with status {status} after writing its result"
+            f" ({time.monotonic() - start:.1f} s)"
         )
     return report

@@ -8,7 +8,7 @@ Thin wrappers around the pure functions in :mod:`minigan.functional`, with PyTor
 from __future__ import annotations
 
 from . import functional as F
-from .backend import array_namespace
+from .backend import array_namespace, device_of
 
 __all__ = ["Loss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss"]
 
@@ -57,7 +57,7 @@ class Loss:
             like = self._cache[0]
             xp = array_namespace(like)
             shape = () if self.reduction != "none" else tuple(like.shape)
-            dout = xp.ones(shape, dtype=like.dtype, device=like.device)
+            dout = xp.ones(shape, dtype=like.dtype, device=device_of(like))
         return type(self)._backward(dout, self._cache)
 
     def __repr__(self) -> str:
@@ -127,5 +127,5 @@ class CrossEntropyLoss(Loss):
         if dout is None and self._cache is not None and self.reduction == "none":
             probs = self._cache[0]
             xp = array_namespace(probs)
-            dout = xp.ones((probs.shape[0],), dtype=probs.dtype, device=probs.device)
+            dout = xp.ones((probs.shape[0],), dtype=probs.dtype, device=device_of(probs))
         return super().backward(dout)

@@ -45,6 +45,7 @@ __all__ = [
     "PAPER_ROWS",
     "THEIS_TRUE_DISTRIBUTION",
     "DEFAULT_SIGMAS",
+    "MAX_EVAL_SAMPLES",
     "check_images",
     "parzen_log_density",
     "parzen_log_likelihood",
@@ -763,6 +764,10 @@ def plot_nearest_neighbours(
 # ----------------------------------------------------------------------------------------------
 #: Paper rows shown beside a dataset's Parzen figure (only MNIST has them).
 PAPER_ROWS: dict[str, dict[str, tuple[float, float]]] = {"mnist": PAPER_TABLE1}
+#: Most generated images :func:`evaluate_checkpoint` accepts (10x the paper's 10,000): they
+#: are held in memory together (784 float32 each, about 300 MB at this limit) and the Parzen
+#: window compares each of the 10,000 test images with every one.
+MAX_EVAL_SAMPLES = 100_000
 
 
 def generate_samples(gan, n: int, *, seed=0, batch_size: int = 1000):
@@ -1099,8 +1104,9 @@ def evaluate_checkpoint(
     Raises
     ------
     ValueError
-        Bad counts, an unreadable checkpoint (see :func:`minigan.checkpoint.load_checkpoint`),
-        a held-out range in its config that overlaps its training images.
+        Bad counts (``n_samples`` above :data:`MAX_EVAL_SAMPLES`), an unreadable checkpoint
+        (see :func:`minigan.checkpoint.load_checkpoint`), a held-out range in its config that
+        overlaps its training images.
     FileNotFoundError
         No dataset files.
     """
@@ -1114,6 +1120,12 @@ def evaluate_checkpoint(
     ):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
             raise ValueError(f"{name}: expected an int >= {lo}, got {v!r}")
+    if n_samples > MAX_EVAL_SAMPLES:
+        raise ValueError(
+            f"n_samples: at most {MAX_EVAL_SAMPLES} (MAX_EVAL_SAMPLES), got {n_samples}: the "
+            "samples are held in memory (3 KB each) and every test image is compared with "
+            "every sample; the paper's protocol uses 10000"
+        )
     gan, _, config = gan_from_checkpoint(path, device=device)
     dataset = config.get("dataset") or "mnist"
     spec = CLASSIFIERS.get(dataset)

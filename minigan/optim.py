@@ -11,12 +11,23 @@ so its bias corrections (Adam) and first momentum step (SGD) are those PyTorch w
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 from .backend import array_namespace, backend_of, device_of, to_numpy
 from .functional import ufuncs_with_out
 
 __all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "OPTIMIZERS", "clip_grad_norm_"]
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)  # NumPy scalars included
+
+
+def _check_nonnegative(name: str, v) -> None:
+    """A hyperparameter that must be a finite number >= 0 (NaN and inf refused too)."""
+    if not (_is_number(v) and 0 <= v < math.inf):
+        raise ValueError(f"{name}: expected a value >= 0 (finite), got {v!r}")
 
 
 class Optimizer:
@@ -163,8 +174,7 @@ class SGD(Optimizer):
             ("dampening", dampening),
             ("weight_decay", weight_decay),
         ):
-            if v < 0:
-                raise ValueError(f"{name}: expected a value >= 0, got {v!r}")
+            _check_nonnegative(name, v)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("nesterov momentum needs momentum > 0 and dampening == 0")
         self.momentum = float(momentum)
@@ -221,14 +231,15 @@ class Adam(Optimizer):
     params : list of Parameter
     lr : float, >= 0 (default 1e-3)
     betas : (float, float), each in [0, 1) (default (0.9, 0.999); GANs use (0.5, 0.999))
-    eps : float, >= 0 (default 1e-8)
+    eps : float, > 0 (default 1e-8)
     weight_decay : float, >= 0
     amsgrad : bool (Reddi et al. 2018)
 
     Raises
     ------
     ValueError
-        lr or eps negative, a beta outside [0, 1), weight decay negative.
+        lr negative, eps not > 0, a beta outside [0, 1), weight decay negative (any of them
+        NaN or infinite).
 
     Notes
     -----
@@ -254,12 +265,14 @@ class Adam(Optimizer):
         if len(betas) != 2:
             raise ValueError(f"betas: expected two values, got {betas!r}")
         for i, b in enumerate(betas):
-            if not 0.0 <= b < 1.0:
+            if not (_is_number(b) and 0.0 <= b < 1.0):
                 raise ValueError(f"betas[{i}]: expected a value in [0, 1), got {b!r}")
-        if eps < 0:
-            raise ValueError(f"eps: expected a value >= 0, got {eps!r}")
-        if weight_decay < 0:
-            raise ValueError(f"weight_decay: expected a value >= 0, got {weight_decay!r}")
+        if not (_is_number(eps) and 0 < eps < math.inf):
+            raise ValueError(
+                f"eps: expected a finite value > 0, got {eps!r} (eps keeps m / (sqrt(v) + eps) "
+                "finite where a gradient is 0)"
+            )
+        _check_nonnegative("weight_decay", weight_decay)
         self.beta1, self.beta2 = float(betas[0]), float(betas[1])
         self.eps = float(eps)
         self.weight_decay = float(weight_decay)

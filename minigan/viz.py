@@ -23,7 +23,17 @@ __all__ = [
     "plot_losses",
     "make_gif",
     "BCE_REFERENCE",
+    "MAX_GRID_IMAGES",
+    "IMAGE_SUFFIXES",
 ]
+
+#: Most images :func:`image_grid` tiles: 100 x 100 MNIST digits are already a 6,000-pixel-wide
+#: picture (12,000 at ``scale=2``); a grid of a million would be a 30,000 x 30,000 picture that
+#: no viewer shows and that needs gigabytes to build.
+MAX_GRID_IMAGES = 10_000
+
+#: File endings the image writers accept (Pillow's formats for a grayscale grid).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 def to_uint8(images) -> np.ndarray:
@@ -77,9 +87,14 @@ def image_grid(images, nrow: int = 8, padding: int = 2, side: int | None = None)
     Raises
     ------
     ValueError
-        Empty input, flat vectors that are not square images, a channel count other than 1 or
-        3, or ``nrow < 1``.
+        Empty input, more than :data:`MAX_GRID_IMAGES` images, flat vectors that are not
+        square images, a channel count other than 1 or 3, or ``nrow < 1``.
     """
+    if images.shape[0] > MAX_GRID_IMAGES:
+        raise ValueError(
+            f"images: at most {MAX_GRID_IMAGES} fit in one grid (MAX_GRID_IMAGES), got "
+            f"{images.shape[0]}"
+        )
     pix = _as_nhwc(to_uint8(images), side)
     if nrow < 1:
         raise ValueError(f"nrow: expected >= 1, got {nrow}")

@@ -33,7 +33,10 @@ and everything at once, as your teacher will::
 
 The layer contract (lesson 2): ``forward(x)`` keeps what backward needs in ``self._cache``;
 ``backward(dout)`` returns ``dx = dL/dx`` (same shape as ``x``) and **adds** the parameter
-gradients into ``self.grads`` (same keys and shapes as ``self.params``).
+gradients into ``self.grads`` (same keys and shapes as ``self.params``) unless the module is frozen
+(``self.requires_grad`` False). ``backward(dout, input_grad=False)`` returns ``None`` (the caller
+needs no ``dx``) but still adds the parameter gradients. Never change ``dout``, ``x`` or the
+parameters in place: updating is the optimizer's job.
 """
 
 from __future__ import annotations
@@ -56,7 +59,10 @@ class LeakyReLU(Module):
         return np.where(mask, x, self.negative_slope * x)
 
     def backward(self, dout, *, input_grad: bool = True):
-        """Return ``dx`` of shape (*): ``dout`` where x > 0, ``negative_slope * dout`` elsewhere."""
+        """Return ``dx`` of shape (*): ``dout`` where x > 0, ``negative_slope * dout`` elsewhere.
+
+        ``None`` when ``input_grad`` is False; never write into ``dout``.
+        """
         mask = self._cached()  # raises if forward was not called
         if not input_grad:
             return None
@@ -73,7 +79,10 @@ class Sigmoid(Module):
         return y
 
     def backward(self, dout, *, input_grad: bool = True):
-        """Return ``dx`` of shape (*), using the cached output ``y`` (no new exponentials)."""
+        """Return ``dx`` of shape (*), using the cached output ``y`` (no new exponentials).
+
+        ``None`` when ``input_grad`` is False; never write into ``dout``.
+        """
         y = self._cached()
         if not input_grad:
             return None
@@ -168,8 +177,13 @@ def d_loss_grad_fake(discriminator, fake):
     """The gradient of the discriminator's loss on a fake batch, into the generator's output.
 
     The discriminator's loss on fakes is ``L_D = mean(BCEWithLogits(D(fake), 0))`` (the real
-    half of D's loss does not depend on ``fake``). Return ``dL_D / d(fake)``: this is what flows
-    back from D into G (lesson 8).
+    half of D's loss does not depend on ``fake``). Return ``dL_D / d(fake)`` (lesson 8). This is
+    not the gradient G is trained with: with the default loss, ``-dL_D/d(fake)`` is the gradient
+    of G's *saturating* loss ``mean(log(1 - D(G(z))))``; G's non-saturating loss uses target 1.
+
+    Leave the discriminator as you found it: its parameters and gradients unchanged and its
+    ``requires_grad`` as before (freeze it with ``requires_grad_(False)`` while you
+    backpropagate, and unfreeze it afterwards).
 
     Parameters
     ----------

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
+
 import numpy as np
 import pytest
 
@@ -172,3 +176,97 @@ def test_missing_parameters(tmp_path):
     state = {f"gan.{k}": v for k, v in gan.state_dict().items() if k != "generator.0.bias"}
     with pytest.raises(ValueError, match=r"does not match the model.*missing \['0\.bias'\]"):
         restore_gan(gan, state, "ck.npz")
+
+
+# ----------------------------------------------------------------------------------------------
+# Crafted and mislabelled files (issue 15, items 10 and 13): one line naming the file and problem
+# ----------------------------------------------------------------------------------------------
+def test_npy_renamed_npz_says_so(tmp_path):
+    path = tmp_path / "ck.npz"
+    with open(path, "wb") as f:
+        np.save(f, np.ones(3))
+    # before: "'numpy.ndarray' object does not support the context manager protocol"
+    with pytest.raises(ValueError, match=r"ck\.npz cannot be read: it holds a single \.npy"):
+        load_checkpoint(path)
+
+
+def test_foreign_npz_is_refused_before_its_arrays_are_read(tmp_path, monkeypatch):
+    path = tmp_path / "big.npz"
+    np.savez(path, W=np.zeros(10))
+    reads = []
+    real = np.lib.npyio.NpzFile.__getitem__
+    monkeypatch.setattr(
+        np.lib.npyio.NpzFile, "__getitem__", lambda s, k: reads.append(k) or real(s, k)
+    )
+    with pytest.raises(ValueError, match="not a minigan checkpoint"):
+        load_checkpoint(path)
+    assert reads == []  # before: every member was read first
+
+
+def _crafted(path, members: dict[str, bytes]):
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name + ".npy", data)
+
+
+def _npy(arr) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    return buf.getvalue()
+
+
+def _npy_header(shape, dtype="<f8") -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": dtype, "fortran_order": False, "shape": shape}
+    )
+    return buf.getvalue()
+
+
+def test_declared_sizes_are_checked_before_loading(tmp_path):
+    head = {MARKER: _npy(np.asarray(1)), "__config__": _npy(np.asarray("{}"))}
+    path = tmp_path / "lie.npz"  # a header declaring 8 GB over 32 bytes of data
+    _crafted(path, {**head, "w": _npy_header((10**9,)) + bytes(32)})
+    with pytest.raises(ValueError, match=r"lie\.npz cannot be read: entry 'w\.npy' declares"):
+        load_checkpoint(path)
+    path = tmp_path / "obj.npz"
+    _crafted(path, {**head, "w": _npy_header((2,), "|O") + bytes(16)})
+    with pytest.raises(ValueError, match=r"entry 'w' holds pickled objects"):
+        load_checkpoint(path)
+    path = tmp_path / "ok.npz"
+    save_checkpoint(path, {"w": np.zeros(1000)}, {})
+    with pytest.raises(ValueError, match=r"more than 100 bytes \(MAX_CHECKPOINT_BYTES\)"):
+        load_checkpoint(path, max_bytes=100)
+
+
+def test_config_that_is_a_list(tmp_path):
+    path = tmp_path / "ck.npz"
+    np.savez(path, **{MARKER: np.asarray(1), "__config__": np.asarray("[1, 2]")})
+    # before: AttributeError traceback in gan_from_checkpoint
+    with pytest.raises(ValueError, match=r"ck\.npz: the config is a JSON list, expected an object"):
+        load_checkpoint(path)
+
+
+def test_bad_rng_state_names_the_file_and_entry(tmp_path):
+    path = save_checkpoint(tmp_path / "ck.npz", {"gan.rng": '{"bit_generator": "MT19937"}'}, {})
+    # before: "state must be for a PCG64 RNG" without the file (raised later, while resuming)
+    with pytest.raises(ValueError, match=r"ck\.npz: entry 'gan\.rng' is not a valid PCG64"):
+        load_checkpoint(path)
+    good = json.dumps(np.random.default_rng(0).bit_generator.state)
+    state, _ = load_checkpoint(save_checkpoint(tmp_path / "ok.npz", {"data.rng": good}, {}))
+    assert state["data.rng"] == good
+
+
+def test_huge_model_override_is_one_line(tmp_path):
+    path = tmp_path / "ck.npz"
+    _gan_checkpoint(path)
+    state, config = load_checkpoint(path)
+    config["overrides"]["g_hidden"] = [200000, 200000]
+    save_checkpoint(path, state, config)
+    # before: MemoryError traceback
+    with pytest.raises(ValueError, match=r"ck\.npz: the model its config describes does not fit"):
+        gan_from_checkpoint(path)
+    config["overrides"] = [1, 2]
+    save_checkpoint(path, state, config)
+    with pytest.raises(ValueError, match=r"config 'overrides' is a JSON list"):
+        gan_from_checkpoint(path)

@@ -170,3 +170,102 @@ def test_train_mnist_command(capsys, tmp_path, monkeypatch):
     )
     assert code == 0 and "done: 4 steps" in out
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Output paths and counts are checked before the work (issue 15, items 8, 9, 13)
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        # before: "unknown file extension:" after generating
+        (["--out", "{tmp}"], "--out: '{tmp}' is a directory; give a file name"),
+        (["--out", "{tmp}/grid.xyz"], "--out: expected a file name ending in .png"),
+        # before: NumPy's "expected non-negative integer" without the flag
+        (["--seed", "-1"], "--seed: expected an int >= 0, got -1"),
+        # before: 24 GB and the OOM killer (1e6), a MemoryError traceback (1e8)
+        (["--n", "1000000"], "--n: at most 10000 images fit in one grid picture"),
+        (["--n", "100000000"], "--n: at most 10000 images fit in one grid picture"),
+    ],
+)
+def test_sample_refuses_bad_output_and_counts(capsys, tmp_path, extra, message):
+    ck = tiny_checkpoint(tmp_path / "ck.npz")
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in extra]
+    code, _, err = run_main(capsys, "sample", "--checkpoint", str(ck), *argv)
+    assert code == 2 and message.replace("{tmp}", str(tmp_path)) in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_sample_generates_in_batches_with_the_same_noise(capsys, tmp_path, monkeypatch):
+    import minigan.cli as cli
+    from minigan.checkpoint import gan_from_checkpoint
+
+    ck = tiny_checkpoint(tmp_path / "ck.npz")
+    assert (
+        run_main(
+            capsys, "sample", "--checkpoint", str(ck), "--n", "10", "--out", str(tmp_path / "a.png")
+        )[0]
+        == 0
+    )
+    monkeypatch.setattr(cli, "_SAMPLE_BATCH", 3)  # 3 + 3 + 3 + 1
+    assert (
+        run_main(
+            capsys, "sample", "--checkpoint", str(ck), "--n", "10", "--out", str(tmp_path / "b.png")
+        )[0]
+        == 0
+    )
+    a, b = (np.asarray(Image.open(tmp_path / f)) for f in ("a.png", "b.png"))
+    assert np.array_equal(a, b)
+    gan, _, _ = gan_from_checkpoint(ck)
+    z = np.random.default_rng(0).standard_normal((10, gan.latent_dim), np.float32)
+    from minigan.viz import image_grid
+
+    ref = np.kron(image_grid(gan.sample(10, z=z), nrow=4), np.ones((2, 2), np.uint8))
+    assert np.array_equal(a, ref)  # the picture the one-batch code drew
+
+
+def test_image_grid_refuses_a_million_images():
+    from minigan.viz import MAX_GRID_IMAGES, image_grid
+
+    with pytest.raises(ValueError, match="at most 10000 fit in one grid"):
+        image_grid(np.zeros((MAX_GRID_IMAGES + 1, 4)))
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        # before: the whole evaluation ran, then the JSON was lost
+        (["--json", "{tmp}"], "--json: '{tmp}' is a directory"),
+        (["--figure", "{tmp}/nn.txt"], "--figure: expected a file name ending in .png"),
+        (["--seed", "-2"], "--seed: expected an int >= 0, got -2"),
+        # before: accepted
+        (["--n-samples", "100000000"], "n_samples: at most 100000 (MAX_EVAL_SAMPLES)"),
+    ],
+)
+def test_evaluate_checks_before_the_work(capsys, tmp_path, monkeypatch, extra, message):
+    import minigan.checkpoint as checkpoint
+
+    def no_work(*a, **k):
+        raise AssertionError("the evaluation started")
+
+    monkeypatch.setattr(checkpoint, "gan_from_checkpoint", no_work)
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in extra]
+    code, _, err = run_main(capsys, "evaluate", "--checkpoint", "ck.npz", *argv)
+    assert code == 2 and message.replace("{tmp}", str(tmp_path)) in err, err
+
+
+def test_evaluate_json_into_a_missing_folder_is_created_first(capsys, tmp_path, monkeypatch):
+    import minigan.metrics as metrics
+
+    target = tmp_path / "new" / "deeper" / "results.json"
+    seen = {}
+
+    def fake_evaluate(path, **kw):
+        seen["folder_exists"] = target.parent.is_dir()  # created before the work
+        return {"checkpoint": path}
+
+    monkeypatch.setattr(metrics, "evaluate_checkpoint", fake_evaluate)
+    monkeypatch.setattr(metrics, "format_table", lambda r: "table\n")
+    code, out, _ = run_main(capsys, "evaluate", "--checkpoint", "ck.npz", "--json", str(target))
+    assert code == 0 and seen["folder_exists"] and target.is_file()
+    assert f"wrote {target}" in out

@@ -304,7 +304,8 @@ def test_out_dir_not_writable(tmp_path):
 def test_resume_from_a_bad_checkpoint(tmp_path, kind):
     path = tmp_path / "checkpoint.npz"
     if kind == "weights-only":  # a minigan checkpoint without the training state
-        save_checkpoint(path, {"gan.rng": "{}"}, {"kind": "minigan.train_mnist"})
+        rng = json.dumps(np.random.default_rng(0).bit_generator.state)  # a valid RNG state
+        save_checkpoint(path, {"gan.rng": rng}, {"kind": "minigan.train_mnist"})
         message = r"lacks the training state \['data.position', 'data.rng'"
     elif kind == "other-kind":
         save_checkpoint(path, {"w": np.zeros(3)}, {"kind": "something-else"})
