@@ -20,6 +20,7 @@ from typing import Any
 from . import functional as F
 from . import init
 from .backend import (
+    array_namespace,
     as_generator,
     backend_of,
     host_rng_state,
@@ -592,7 +593,7 @@ class LeakyReLU(Module):
         """Tangent of the output, ``phi'(x) * t`` (after ``forward``; kept for
         :meth:`jvp_backward`)."""
         self._tangent = tangent
-        return F.leaky_relu_fast_jvp(tangent, self._cached())
+        return F.leaky_relu_fast_jvp(tangent, self._slope(tangent.dtype))
 
     def jvp_backward(self, dout, dtangent, *, input_grad: bool = True):
         """Reverse pass through ``(phi(x), phi'(x) t)``: returns ``(dx, dt)``
@@ -600,7 +601,22 @@ class LeakyReLU(Module):
         tangent = _cached_tangent(self)
         if not input_grad:
             return None, None
-        return F.leaky_relu_fast_jvp_backward(dout, dtangent, self._cached(), tangent)
+        return F.leaky_relu_fast_jvp_backward(
+            dout, dtangent, self._slope(dtangent.dtype), tangent
+        )
+
+    def _slope(self, dtype):
+        """The local slope ``dy/dx`` (1 or ``negative_slope``) of the last forward, as floats.
+
+        The fast pair caches it; after the teaching pair it is made from the cached mask.
+        """
+        fast, cache = self._cached()
+        if fast:
+            return cache
+        mask, negative_slope = cache
+        xp = array_namespace(mask)
+        up = xp.astype(mask, dtype)
+        return up + (1 - up) * negative_slope
 
     def extra_repr(self) -> str:
         """``negative_slope=...``."""
