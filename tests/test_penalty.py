@@ -37,7 +37,7 @@ from minigan.layers import (
     Tanh,
     Unflatten,
 )
-from minigan.objectives import check_penalty_critic, gradient_penalty
+from minigan.objectives import WGANGP, check_penalty_critic, gradient_penalty
 
 TOL = 1e-6
 ACTIVATIONS = {
@@ -428,6 +428,23 @@ def test_penalty_draws_one_dropout_mask(backend, make):
     reference = np.random.default_rng(11)
     reference.random((CONV_X[0], 3, 3, 3))  # the one mask of the penalty's forward
     assert drop.rng.random() == reference.random()
+
+
+def test_wgangp_penalty_on_image_batches(backend, make):
+    """WGANGP.penalty on (N, C, H, W) batches: one eps per image, then the conv critic's
+    gradient_penalty at those interpolates."""
+    critic = tiny_dcgan_critic(backend)
+    real, fake = make((2, 1, 16, 16)), make((2, 1, 16, 16))
+    critic.zero_grad()
+    p = WGANGP(weight=10.0).penalty(critic, real, fake, np.random.default_rng(4))
+    grads = [host(q.grad).copy() for q in critic.parameters()]
+    eps = np.random.default_rng(4).random(2)[:, None, None, None]
+    x_hat = backend.asarray(eps * host(real) + (1 - eps) * host(fake), "float64")
+    critic.zero_grad()
+    assert abs(float(p) - float(gradient_penalty(critic, x_hat, 10.0))) < 1e-13
+    for a, b in zip(grads, [host(q.grad) for q in critic.parameters()], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+    assert any(np.max(np.abs(g)) > 0 for g in grads)
 
 
 def test_batchnorm_conv_critic_is_refused(backend):
