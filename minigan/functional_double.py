@@ -20,12 +20,25 @@ seeded, and through piecewise-linear activations it stays zero, so those product
 
 All functions are pure and use only the array API standard; they read the caches of the
 forward functions in :mod:`minigan.functional` (re-exported there).
+
+Maps that are linear in their input (convolutions, reshapes, dropout with its mask fixed by
+the forward) have the map itself as their tangent map, minus any bias: their ``jvp`` is the
+forward applied to the tangent, and their reverse pass is two plain backward passes, one for
+``dout`` at the input and one for ``dtangent`` at the tangent, whose weight gradients add up.
 """
 
 from __future__ import annotations
 
 from .backend import array_namespace
 from .functional import check_same_shape
+from .functional_conv import (
+    _pair,
+    conv2d_backward,
+    conv2d_forward,
+    conv_transpose2d_backward,
+    conv_transpose2d_forward,
+)
+from .functional_norm import dropout_backward, flatten_backward, flatten_forward, unflatten_forward
 
 __all__ = [
     "linear_jvp",
@@ -39,6 +52,15 @@ __all__ = [
     "sigmoid_jvp",
     "sigmoid_jvp_backward",
     "elementwise_jvp_backward",
+    "conv2d_jvp",
+    "conv2d_jvp_backward",
+    "conv_transpose2d_jvp",
+    "conv_transpose2d_jvp_backward",
+    "flatten_jvp",
+    "unflatten_jvp",
+    "reshape_jvp_backward",
+    "dropout_jvp",
+    "dropout_jvp_backward",
     "grad_norm_penalty_forward",
     "grad_norm_penalty_backward",
 ]
@@ -240,6 +262,205 @@ def sigmoid_jvp_backward(dout, dtangent, cache, tangent):
     y = cache
     d1 = y * (1 - y)
     return elementwise_jvp_backward(dout, dtangent, tangent, d1, d1 * (1 - 2 * y))
+
+
+# ----------------------------------------------------------------------------------------------
+# Convolutions: linear in x, so the tangent map is the convolution without its bias
+# ----------------------------------------------------------------------------------------------
+def _check_tangent_shape(x_shape, tangent):
+    if tuple(tangent.shape) != tuple(x_shape):
+        raise ValueError(
+            f"tangent shape {tuple(tangent.shape)} does not match forward input shape "
+            f"{tuple(x_shape)}"
+        )
+
+
+def conv2d_jvp(tangent, cache):
+    """Tangent of ``y = W * x + b`` for a tangent ``t`` of ``x``: ``dy = W * t`` (no bias).
+
+    Parameters
+    ----------
+    tangent : array (N, C_in, H, W), dtype of the weight
+    cache : from :func:`minigan.functional.conv2d_forward`
+
+    Shapes
+    ------
+    tangent (N, C_in, H, W) -> dy (N, C_out, H_out, W_out)
+
+    Returns
+    -------
+    dy : array (N, C_out, H_out, W_out)
+    tangent_cache : the cache of ``conv2d_forward(t, W)`` (the tangent's im2col columns), for
+        :func:`conv2d_jvp_backward`
+
+    Raises
+    ------
+    ValueError
+        ``tangent``'s shape differs from the forward input's (both shapes named).
+    TypeError
+        ``tangent`` of another dtype than the weight, or mixed backends.
+    """
+    _, weight, x_shape, stride, padding, _ = cache
+    _check_tangent_shape(x_shape, tangent)
+    return conv2d_forward(tangent, weight, None, stride, padding)
+
+
+def _linear_map_jvp_backward(backward, dout, dtangent, cache, tangent_cache, need_dx, need_dp):
+    """``(dx, dt, dW, db)`` of a map linear in its input: ``dx, dW_x, db = backward(dout)``
+    at the input, ``dt, dW_t = backward(dtangent)`` at the tangent, ``dW = dW_x + dW_t``."""
+    dt, dw, _ = backward(dtangent, tangent_cache, need_dx=need_dx, need_dparams=need_dp)
+    dx = db = None
+    if dout is not None:
+        dx, dw_x, db = backward(dout, cache, need_dx=need_dx, need_dparams=need_dp)
+        if need_dp:
+            dw = dw + dw_x
+    return dx, dt, dw, db
+
+
+def conv2d_jvp_backward(dout, dtangent, cache, tangent_cache, *, need_dx=True, need_dparams=True):
+    """Reverse pass through ``(y, dy) = (W * x + b, W * t)``.
+
+    With ``dout = dL/dy``, ``dtangent = dL/d(dy)`` and ``conv2d_backward``'s input and weight
+    gradients ``dx(.)``, ``wgrad(., .)``::
+
+        dx = dx(dout)                   dt = dx(dtangent)             (N, C_in, H, W)
+        dW = wgrad(dout, x) + wgrad(dtangent, t)                      (C_out, C_in, kH, kW)
+        db = sum over n, p, q of dout                                 (C_out,)
+
+    Parameters
+    ----------
+    dout : array (N, C_out, H_out, W_out) or None (zero)
+    dtangent : array (N, C_out, H_out, W_out)
+    cache : from :func:`minigan.functional.conv2d_forward`
+    tangent_cache : from :func:`conv2d_jvp`
+    need_dx, need_dparams : bool
+        Skip the input adjoints or the parameter gradients (returned as ``None``).
+
+    Returns
+    -------
+    dx, dtangent_in, dweight, dbias : arrays or None (``dx`` and ``dbias`` are ``None`` when
+    ``dout`` is; ``dbias`` also without bias)
+
+    Raises
+    ------
+    ValueError, TypeError
+        ``dout`` or ``dtangent`` of another shape or dtype than the output (as
+        :func:`~minigan.functional.conv2d_backward`).
+    """
+    return _linear_map_jvp_backward(
+        conv2d_backward, dout, dtangent, cache, tangent_cache, need_dx, need_dparams
+    )
+
+
+def conv_transpose2d_jvp(tangent, cache):
+    """Tangent of the transposed convolution ``y = W^T * x + b``: ``dy = W^T * t`` (no bias).
+
+    Parameters
+    ----------
+    tangent : array (N, C_in, H, W)
+    cache : from :func:`minigan.functional.conv_transpose2d_forward`
+
+    Shapes
+    ------
+    tangent (N, C_in, H, W) -> dy (N, C_out, H_out, W_out)
+
+    Returns
+    -------
+    dy : array; tangent_cache : for :func:`conv_transpose2d_jvp_backward`
+
+    Raises
+    ------
+    ValueError
+        ``tangent``'s shape differs from the forward input's (both shapes named).
+    """
+    _, weight, x_shape, y_shape, stride, padding, _ = cache
+    _check_tangent_shape(x_shape, tangent)
+    s, p = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
+    # the cache keeps the output shape; output_padding is what the shape rule leaves over
+    out_pad = tuple(
+        y_shape[2 + i] - ((x_shape[2 + i] - 1) * s[i] - 2 * p[i] + weight.shape[2 + i])
+        for i in range(2)
+    )
+    return conv_transpose2d_forward(tangent, weight, None, stride, padding, out_pad)
+
+
+def conv_transpose2d_jvp_backward(
+    dout, dtangent, cache, tangent_cache, *, need_dx=True, need_dparams=True
+):
+    """Reverse pass through ``(W^T * x + b, W^T * t)``: as :func:`conv2d_jvp_backward` with
+    :func:`~minigan.functional.conv_transpose2d_backward` for the two plain backward passes.
+
+    Shapes: dout, dtangent (N, C_out, H_out, W_out) -> dx, dt (N, C_in, H, W);
+    dweight (C_in, C_out, kH, kW); dbias (C_out,).
+
+    Returns
+    -------
+    dx, dtangent_in, dweight, dbias : arrays or None (as :func:`conv2d_jvp_backward`)
+
+    Raises
+    ------
+    ValueError, TypeError
+        ``dout`` or ``dtangent`` of another shape or dtype than the output.
+    """
+    return _linear_map_jvp_backward(
+        conv_transpose2d_backward, dout, dtangent, cache, tangent_cache, need_dx, need_dparams
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Reshapes and dropout: the tangent goes the way of the activations
+# ----------------------------------------------------------------------------------------------
+def flatten_jvp(tangent, cache, start_dim: int = 1, end_dim: int = -1):
+    """Tangent of a flatten: the tangent flattened the same way.
+
+    Shapes: tangent (input shape, kept in ``cache``) -> (flattened shape).
+    Raises ``ValueError`` when ``tangent``'s shape differs from the forward input's.
+    """
+    _check_tangent_shape(cache, tangent)
+    return flatten_forward(tangent, start_dim, end_dim)[0]
+
+
+def unflatten_jvp(tangent, cache, dim: int, unflattened_size):
+    """Tangent of an unflatten: the tangent unflattened the same way.
+
+    Shapes: tangent (input shape, kept in ``cache``) -> (unflattened shape).
+    Raises ``ValueError`` when ``tangent``'s shape differs from the forward input's.
+    """
+    _check_tangent_shape(cache, tangent)
+    return unflatten_forward(tangent, dim, unflattened_size)[0]
+
+
+def reshape_jvp_backward(dout, dtangent, cache):
+    """Reverse pass of a flatten or unflatten: both adjoints reshaped back to the input shape.
+
+    Shapes: dout (or None), dtangent (output shape) -> dx (or None), dt (input shape).
+    Raises ``ValueError`` when an adjoint has another number of elements than the input.
+    """
+    dx = None if dout is None else flatten_backward(dout, cache)
+    return dx, flatten_backward(dtangent, cache)
+
+
+def dropout_jvp(tangent, cache):
+    """Tangent of ``y = x * mask`` with the forward's mask held fixed: ``dy = t * mask``.
+
+    ``cache`` is :func:`~minigan.functional.dropout_forward`'s mask (None: the identity, in
+    evaluation mode). Shapes: tangent (*) -> (same).
+    Raises ``ValueError`` when ``tangent``'s shape differs from the mask's.
+    """
+    if cache is not None:
+        _check_tangent_shape(cache.shape, tangent)
+    return dropout_backward(tangent, cache)
+
+
+def dropout_jvp_backward(dout, dtangent, cache):
+    """Reverse pass through ``(x * mask, t * mask)``: ``dx = dout * mask``, ``dt = dtangent *
+    mask`` (no second-order term: the map is linear).
+
+    Shapes: dout (or None), dtangent (*) -> dx (or None), dt (same).
+    Raises ``ValueError`` when an adjoint's shape differs from the mask's.
+    """
+    dx = None if dout is None else dropout_backward(dout, cache)
+    return dx, dropout_backward(dtangent, cache)
 
 
 # ----------------------------------------------------------------------------------------------

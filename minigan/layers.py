@@ -702,6 +702,8 @@ class _ConvNd(Module):
     """Shared state of Conv2d and ConvTranspose2d: weight, bias, geometry, the backward."""
 
     _backward_fn = staticmethod(F.conv2d_backward)
+    _jvp_fn = staticmethod(F.conv2d_jvp)
+    _jvp_backward_fn = staticmethod(F.conv2d_jvp_backward)
 
     def _build(self, weight_shape, n_bias, bias, dtype, device, rng):
         backend = resolve_device(device)
@@ -733,6 +735,33 @@ class _ConvNd(Module):
             if db is not None:
                 self.grads["bias"] += db
         return dx
+
+    def jvp(self, tangent):
+        """Tangent of the output, the convolution of ``tangent`` without the bias (after
+        ``forward``; the tangent's im2col columns are kept for :meth:`jvp_backward`)."""
+        dy, self._tangent = type(self)._jvp_fn(tangent, self._cached())
+        return dy
+
+    def jvp_backward(self, dout, dtangent, *, input_grad: bool = True):
+        """Reverse pass through ``(y, dy)``: returns ``(dx, dt)``, adds ``wgrad(dout, x) +
+        wgrad(dtangent, t)`` into ``grads["weight"]`` and ``sum dout`` into ``grads["bias"]``.
+
+        ``dout`` may be ``None`` (zero). ``input_grad=False`` returns ``(None, None)``.
+        """
+        tangent_cache = _cached_tangent(self)
+        dx, dt, dw, db = type(self)._jvp_backward_fn(
+            dout,
+            dtangent,
+            self._cached(),
+            tangent_cache,
+            need_dx=input_grad,
+            need_dparams=self.requires_grad,
+        )
+        if self.requires_grad:
+            self.grads["weight"] += dw
+            if db is not None:
+                self.grads["bias"] += db
+        return dx, dt
 
 
 class Conv2d(_ConvNd):
@@ -841,6 +870,8 @@ class ConvTranspose2d(_ConvNd):
     """
 
     _backward_fn = staticmethod(F.conv_transpose2d_backward)
+    _jvp_fn = staticmethod(F.conv_transpose2d_jvp)
+    _jvp_backward_fn = staticmethod(F.conv_transpose2d_jvp_backward)
 
     def __init__(
         self,
@@ -1092,6 +1123,14 @@ class Dropout(Module):
     -----
     :meth:`forward_state` includes the generator's state, so
     :func:`~minigan.gradcheck.check_module` replays the same mask in every perturbed forward.
+
+    In a gradient-penalty critic the mask is fixed by the forward: ``forward`` draws one mask
+    and caches it, and ``backward``, :meth:`jvp` and :meth:`jvp_backward` all multiply by that
+    cached mask, never drawing another. :func:`~minigan.objectives.gradient_penalty` runs one
+    forward at the interpolates, so one penalty call draws exactly one mask per Dropout (its
+    own, not the mask of D's loss forward, as PyTorch's WGAN-GP does) and differentiates
+    ``P(theta)`` with that mask held constant. To evaluate that same ``P`` again (finite
+    differences), restore :meth:`forward_state` before each forward.
     """
 
     def __init__(self, p: float = 0.5, *, rng=None):
@@ -1110,6 +1149,24 @@ class Dropout(Module):
     def backward(self, dout, *, input_grad: bool = True):
         (mask,) = self._cached()
         return F.dropout_backward(dout, mask) if input_grad else None
+
+    def jvp(self, tangent):
+        """Tangent of the output, ``tangent * mask`` with the mask of the latest ``forward``
+        (no new mask is drawn; kept for :meth:`jvp_backward`)."""
+        (mask,) = self._cached()
+        dy = F.dropout_jvp(tangent, mask)
+        self._tangent = tangent
+        return dy
+
+    def jvp_backward(self, dout, dtangent, *, input_grad: bool = True):
+        """Reverse pass through ``(x * mask, t * mask)``: returns ``(dout * mask, dtangent *
+        mask)`` with the forward's mask
+        (:func:`~minigan.functional_double.dropout_jvp_backward`)."""
+        _cached_tangent(self)
+        (mask,) = self._cached()
+        if not input_grad:
+            return None, None
+        return F.dropout_jvp_backward(dout, dtangent, mask)
 
     def _own_forward_state(self):
         return host_rng_state(self._generator())
@@ -1151,6 +1208,18 @@ class Flatten(Module):
         cache = self._cached()
         return F.flatten_backward(dout, cache) if input_grad else None
 
+    def jvp(self, tangent):
+        """Tangent of the output: ``tangent`` flattened the same way (after ``forward``)."""
+        dy = F.flatten_jvp(tangent, self._cached(), self.start_dim, self.end_dim)
+        self._tangent = tangent
+        return dy
+
+    def jvp_backward(self, dout, dtangent, *, input_grad: bool = True):
+        """Reverse pass: ``dout`` and ``dtangent`` reshaped to the input shape, ``(dx, dt)``."""
+        _cached_tangent(self)
+        cache = self._cached()
+        return F.reshape_jvp_backward(dout, dtangent, cache) if input_grad else (None, None)
+
     def extra_repr(self) -> str:
         """``start_dim=..., end_dim=...``."""
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
@@ -1186,6 +1255,18 @@ class Unflatten(Module):
     def backward(self, dout, *, input_grad: bool = True):
         cache = self._cached()
         return F.unflatten_backward(dout, cache) if input_grad else None
+
+    def jvp(self, tangent):
+        """Tangent of the output: ``tangent`` unflattened the same way (after ``forward``)."""
+        dy = F.unflatten_jvp(tangent, self._cached(), self.dim, self.unflattened_size)
+        self._tangent = tangent
+        return dy
+
+    def jvp_backward(self, dout, dtangent, *, input_grad: bool = True):
+        """Reverse pass: ``dout`` and ``dtangent`` reshaped to the input shape, ``(dx, dt)``."""
+        _cached_tangent(self)
+        cache = self._cached()
+        return F.reshape_jvp_backward(dout, dtangent, cache) if input_grad else (None, None)
 
     def extra_repr(self) -> str:
         """``dim=..., unflattened_size=...``."""

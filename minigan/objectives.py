@@ -493,8 +493,8 @@ def gradient_penalty(critic, x, weight: float = 10.0):
 
     Parameters
     ----------
-    critic : Module whose every sub-module has ``jvp`` / ``jvp_backward`` (Linear,
-        activations, Sequential)
+    critic : Module whose every sub-module has ``jvp`` / ``jvp_backward`` (Linear, Conv2d,
+        ConvTranspose2d, activations, Flatten, Unflatten, Dropout, Sequential)
     x : array (N, ...), the points (interpolates), dtype of the critic
     weight : float, lambda
 
@@ -518,8 +518,11 @@ def gradient_penalty(critic, x, weight: float = 10.0):
     The norm is ``sqrt(||g||^2 + 1e-12)``, so a zero gradient gives no NaN. The critic's
     forward caches and ``requires_grad`` flags are restored afterwards: a ``backward`` that
     follows sees the caches of the last ``forward`` before this call. A frozen critic gets
-    no gradient. Cost: a forward, an input backward, a tangent pass and its reverse (about
-    1.6x a forward + backward of the default MLP critic; ``benchmarks/bench_penalty.py``).
+    no gradient. A training-mode Dropout draws one mask in this call's forward; the input
+    backward, the tangent pass and its reverse reuse it (``P`` is differentiated with the
+    mask held fixed; see :class:`~minigan.layers.Dropout`). Cost: a forward, an input
+    backward, a tangent pass and its reverse (about 1.6x a forward + backward of the default
+    MLP critic; ``benchmarks/bench_penalty.py``).
     """
     check_penalty_critic(critic)
     modules = list(critic.modules())

@@ -21,9 +21,23 @@ from conftest import dtype_name, host, require_torch
 
 from minigan import functional as F
 from minigan.backend import array_namespace, resolve_device
+from minigan.dcgan import dcgan_discriminator
 from minigan.gradcheck import numerical_gradient, rel_error
-from minigan.layers import LeakyReLU, Linear, Module, ReLU, Sequential, Sigmoid, Tanh
-from minigan.objectives import check_penalty_critic, gradient_penalty
+from minigan.layers import (
+    Conv2d,
+    ConvTranspose2d,
+    Dropout,
+    Flatten,
+    LeakyReLU,
+    Linear,
+    Module,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Tanh,
+    Unflatten,
+)
+from minigan.objectives import WGANGP, check_penalty_critic, gradient_penalty
 
 TOL = 1e-6
 ACTIVATIONS = {
@@ -50,8 +64,13 @@ def mlp_critic(backend, act, sizes=(6, 8, 7, 1), dtype="float64", seed=0):
     return Sequential(*layers)
 
 
-def penalty_value(critic, x, weight):
-    """P from forward and backward only (the formula, independent of the double backward)."""
+def penalty_value(critic, x, weight, state=None):
+    """P from forward and backward only (the formula, independent of the double backward).
+
+    ``state``: a ``critic.forward_state()`` restored before the forward (same dropout mask).
+    """
+    if state is not None:
+        critic.set_forward_state(state)
     out = critic.forward(x)
     critic.requires_grad_(False)
     g = host(critic.backward(critic_ones(out)))
@@ -67,38 +86,66 @@ def critic_ones(out):
 # ----------------------------------------------------------------------------------------------
 # Per layer: jvp and jvp_backward
 # ----------------------------------------------------------------------------------------------
-LAYERS = {
-    "linear": lambda b: Linear(4, 3, dtype="float64", device=b, rng=3),
-    "linear_nobias": lambda b: Linear(4, 3, bias=False, dtype="float64", device=b, rng=3),
-    **{name: (lambda b, make=make: make()) for name, make in ACTIVATIONS.items()},
+LAYERS = {  # name: (builder, input shape); float64, tiny
+    "linear": (lambda b: Linear(4, 3, dtype="float64", device=b, rng=3), (5, 4)),
+    "linear_nobias": (lambda b: Linear(4, 3, bias=False, dtype="float64", device=b, rng=3), (5, 4)),
+    **{name: ((lambda b, make=make: make()), (5, 4)) for name, make in ACTIVATIONS.items()},
+    "conv2d": (
+        lambda b: Conv2d(2, 3, 3, stride=2, padding=1, dtype="float64", device=b, rng=3),
+        (2, 2, 4, 4),
+    ),
+    "conv2d_nobias": (
+        lambda b: Conv2d(2, 3, (2, 3), (1, 2), (0, 1), bias=False, dtype="float64", device=b),
+        (2, 2, 3, 5),
+    ),
+    "conv_transpose2d": (
+        lambda b: ConvTranspose2d(2, 3, 3, 2, 1, 1, dtype="float64", device=b, rng=3),
+        (2, 2, 3, 3),
+    ),
+    "flatten": (lambda b: Flatten(), (3, 2, 2, 3)),
+    "unflatten": (lambda b: Unflatten(1, (2, 3)), (4, 6)),
+    "dropout": (lambda b: Dropout(0.4, rng=5), (5, 4)),  # training mode: a mask
+    "dropout_eval": (lambda b: Dropout(0.4, rng=5).eval(), (5, 4)),  # the identity
 }
+
+
+def _forward(layer, state, x):
+    """``layer.forward(x)`` with the forward state (Dropout's generator) restored first, so
+    every call sees the same mask."""
+    layer.set_forward_state(state)
+    return layer.forward(x)
 
 
 @pytest.mark.parametrize("name", list(LAYERS))
 def test_layer_jvp_is_the_directional_derivative(backend, make, record_figure, name):
-    layer = LAYERS[name](backend)
-    x, t = make((5, 4), away=0.1), make((5, 4))
-    layer.forward(x)
+    build, shape = LAYERS[name]
+    layer = build(backend)
+    x, t = make(shape, away=0.1), make(shape)
+    state = layer.forward_state()
+    _forward(layer, state, x)
     jvp = host(layer.jvp(t))
     eps = 1e-6
-    num = (host(layer.forward(x + eps * t)) - host(layer.forward(x - eps * t))) / (2 * eps)
-    err = rel_error(jvp, num)
+    num = host(_forward(layer, state, x + eps * t)) - host(_forward(layer, state, x - eps * t))
+    err = rel_error(jvp, num / (2 * eps))
     record_figure("double backward max rel error (float64)", f"{name} jvp", err)
     assert err < TOL
+    assert np.max(np.abs(jvp)) > 0.01  # a tangent that is not trivially zero
 
 
 @pytest.mark.parametrize("name", list(LAYERS))
 def test_layer_jvp_backward_gradcheck(backend, make, record_figure, name):
-    layer = LAYERS[name](backend)
-    x, t = make((5, 4), away=0.1), make((5, 4))
-    out_shape = tuple(layer.forward(x).shape)
+    build, shape = LAYERS[name]
+    layer = build(backend)
+    x, t = make(shape, away=0.1), make(shape)
+    state = layer.forward_state()
+    out_shape = tuple(_forward(layer, state, x).shape)
     a, b = make(out_shape), make(out_shape)
 
     def scalar(_):  # L = <a, y> + <b, dy>, reading x, t and the parameters in place
-        return _inner(layer.forward(x), a) + _inner(layer.jvp(t), b)
+        return _inner(_forward(layer, state, x), a) + _inner(layer.jvp(t), b)
 
     layer.zero_grad()
-    layer.forward(x)
+    _forward(layer, state, x)
     layer.jvp(t)
     dx, dt = layer.jvp_backward(a, b)
     one = np.asarray(1.0)
@@ -117,8 +164,9 @@ def _inner(u, v):
 @pytest.mark.parametrize("name", list(LAYERS))
 def test_layer_jvp_backward_with_zero_dout(backend, make, name):
     """``dout=None`` means zero: the same as passing zeros."""
-    layer = LAYERS[name](backend)
-    x, t = make((5, 4), away=0.1), make((5, 4))
+    build, shape = LAYERS[name]
+    layer = build(backend)
+    x, t = make(shape, away=0.1), make(shape)
     b = make(tuple(layer.forward(x).shape))
     layer.jvp(t)
     dx_none, dt_none = layer.jvp_backward(None, b)
@@ -129,6 +177,18 @@ def test_layer_jvp_backward_with_zero_dout(backend, make, name):
     np.testing.assert_allclose(0 if dx_none is None else host(dx_none), host(dx0), atol=1e-15)
     for k, v in grads_none.items():
         np.testing.assert_allclose(v, host(layer.grads[k]), atol=1e-15)
+
+
+@pytest.mark.parametrize("name", ["conv2d", "conv_transpose2d", "flatten", "unflatten", "dropout"])
+def test_conv_family_jvp_checks_the_tangent_shape(backend, make, name):
+    build, shape = LAYERS[name]
+    layer = build(backend)
+    layer.forward(make(shape))
+    wrong = (shape[0] + 1,) + shape[1:]
+    with pytest.raises(ValueError, match=r"tangent shape .* does not match"):
+        layer.jvp(make(wrong))
+    with pytest.raises(RuntimeError, match=r"jvp_backward\(\) called before jvp\(\)"):
+        layer.jvp_backward(None, layer.forward(make(shape)))
 
 
 def test_jvp_backward_before_jvp_raises(backend, make):
@@ -223,6 +283,175 @@ def test_penalty_on_device1_equals_numpy(backend, make):
     assert abs(results[0][0] - results[1][0]) < 1e-12
     for a, c in zip(results[0][1], results[1][1], strict=True):
         np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-14)
+
+
+# ----------------------------------------------------------------------------------------------
+# Conv critics
+# ----------------------------------------------------------------------------------------------
+CONV_X = (3, 2, 6, 6)  # (N, C, H, W) of the small conv critic's input
+
+
+def conv_critic(backend, act, dtype="float64", dropout=None):
+    """The acceptance critic: Conv2d(2, 3, 3, stride 2, padding 1) -> act -> [Dropout] ->
+    Flatten -> Linear(27, 1)."""
+    layers = [Conv2d(2, 3, 3, 2, 1, dtype=dtype, device=backend, rng=1), ACTIVATIONS[act]()]
+    if dropout is not None:
+        layers.append(Dropout(dropout, rng=11))
+    layers += [Flatten(), Linear(27, 1, dtype=dtype, device=backend, rng=2)]
+    for m in (layers[0], layers[-1]):
+        for k in m.params:  # larger weights than the default, so ||grad|| is near 1
+            m.params[k][...] = m.params[k] * 2.5
+    return Sequential(*layers)
+
+
+def tiny_dcgan_critic(backend, dtype="float64"):
+    """dcgan_discriminator(norm=None) on 16 x 16 images, 2 base channels (two convolutions)."""
+    critic = dcgan_discriminator(
+        (1, 16, 16), base_channels=2, norm=None, dtype=dtype, device=backend, rng=0
+    )
+    for m in critic.modules():
+        for k in m.params:  # N(0, 0.02) weights give a tiny input gradient; bring it near 1
+            m.params[k][...] = m.params[k] * 12.0
+    return critic
+
+
+CONV_CRITICS = {
+    "conv leaky_relu": (lambda b: conv_critic(b, "leaky_relu"), CONV_X),
+    "conv tanh": (lambda b: conv_critic(b, "tanh"), CONV_X),
+    "conv tanh dropout": (lambda b: conv_critic(b, "tanh", dropout=0.3), CONV_X),
+    "dcgan norm=None": (tiny_dcgan_critic, (2, 1, 16, 16)),
+}
+
+
+@pytest.mark.parametrize("name", list(CONV_CRITICS))
+def test_conv_penalty_parameter_gradient_matches_finite_differences(
+    backend, make, record_figure, name
+):
+    if backend.name != "cpu" and name != "conv tanh":
+        pytest.skip("finite differences of every critic run on NumPy; device1 runs conv tanh")
+    build, shape = CONV_CRITICS[name]
+    critic = build(backend)
+    x = make(shape)
+    state = critic.forward_state()  # the dropout mask the penalty's forward will draw
+    critic.zero_grad()
+    p = gradient_penalty(critic, x, weight=10.0)
+    assert abs(float(p) - float(penalty_value(critic, x, 10.0, state))) < 1e-12
+    for pname, prm in critic.named_parameters():
+        num = numerical_gradient(
+            lambda _: penalty_value(critic, x, 10.0, state), prm.data, np.asarray(1.0)
+        )
+        err = rel_error(prm.grad, num)
+        record_figure("gradient penalty dP/dtheta vs finite differences", f"{name} {pname}", err)
+        assert err < TOL, pname
+        assert np.max(np.abs(host(prm.grad))) > 0 or "bias" in pname  # LeakyReLU: db = 0
+    assert float(p) > 0.01  # the test set-up: a penalty far from 0, gradients not trivial
+
+
+def torch_copy(critic, torch):
+    """The same critic in torch.nn, float64, weights copied (Conv2d, Linear, activations,
+    Flatten)."""
+    out = []
+    for m in critic.layers:
+        if isinstance(m, Linear):
+            t = torch.nn.Linear(m.in_features, m.out_features, dtype=torch.float64)
+        elif isinstance(m, Conv2d):
+            t = torch.nn.Conv2d(
+                m.in_channels,
+                m.out_channels,
+                m.kernel_size,
+                m.stride,
+                m.padding,
+                bias=m.bias is not None,
+                dtype=torch.float64,
+            )
+        elif isinstance(m, LeakyReLU):
+            t = torch.nn.LeakyReLU(m.negative_slope)
+        elif isinstance(m, Flatten):
+            t = torch.nn.Flatten(m.start_dim, m.end_dim)
+        else:
+            t = getattr(torch.nn, type(m).__name__)()
+        with torch.no_grad():
+            for k, v in m.params.items():
+                getattr(t, k).copy_(torch.tensor(host(v)))
+        out.append(t)
+    return torch.nn.Sequential(*out)
+
+
+def torch_penalty(tcritic, x, torch, weight=10.0):
+    xt = torch.tensor(host(x), requires_grad=True)
+    (g,) = torch.autograd.grad(tcritic(xt).sum(), xt, create_graph=True)
+    norm = torch.sqrt((g * g).reshape(g.shape[0], -1).sum(dim=1) + TINY)
+    tp = weight * ((norm - 1) ** 2).mean()
+    tp.backward()
+    return tp
+
+
+@pytest.mark.parametrize("name", ["conv leaky_relu", "conv tanh", "dcgan norm=None"])
+def test_conv_penalty_matches_torch_double_backward(backend, make, record_figure, name):
+    torch = require_torch()
+    build, shape = CONV_CRITICS[name]
+    critic = build(backend)
+    x = make(shape)
+    critic.zero_grad()
+    p = gradient_penalty(critic, x, weight=10.0)
+    tcritic = torch_copy(critic, torch)
+    tp = torch_penalty(tcritic, x, torch)
+    assert abs(float(p) - tp.item()) < 1e-10
+    for (pname, prm), tprm in zip(critic.named_parameters(), tcritic.parameters(), strict=True):
+        ref = np.zeros(tuple(tprm.shape)) if tprm.grad is None else tprm.grad.numpy()
+        err = rel_error(prm.grad, ref)
+        record_figure("gradient penalty dP/dtheta vs torch create_graph", f"{name} {pname}", err)
+        assert err < 1e-10, pname
+
+
+def test_conv_penalty_on_device1_equals_numpy(backend, make):
+    cpu = resolve_device("cpu")
+    x_host = make.host(CONV_X)
+    results = []
+    for b in (cpu, backend):
+        critic = conv_critic(b, "tanh", dropout=0.3)  # one seeded mask on both backends
+        critic.zero_grad()
+        p = gradient_penalty(critic, b.asarray(x_host, "float64"), 10.0)
+        results.append((float(p), [host(q.grad).copy() for q in critic.parameters()]))
+    assert abs(results[0][0] - results[1][0]) < 1e-12
+    for a, c in zip(results[0][1], results[1][1], strict=True):
+        np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-14)
+
+
+def test_penalty_draws_one_dropout_mask(backend, make):
+    """The forward, the input backward, the tangent pass and its reverse share one mask: a
+    penalty call advances the Dropout's generator by exactly one mask draw."""
+    critic = conv_critic(backend, "tanh", dropout=0.3)
+    drop = critic[2]
+    x = make(CONV_X)
+    gradient_penalty(critic, x)
+    reference = np.random.default_rng(11)
+    reference.random((CONV_X[0], 3, 3, 3))  # the one mask of the penalty's forward
+    assert drop.rng.random() == reference.random()
+
+
+def test_wgangp_penalty_on_image_batches(backend, make):
+    """WGANGP.penalty on (N, C, H, W) batches: one eps per image, then the conv critic's
+    gradient_penalty at those interpolates."""
+    critic = tiny_dcgan_critic(backend)
+    real, fake = make((2, 1, 16, 16)), make((2, 1, 16, 16))
+    critic.zero_grad()
+    p = WGANGP(weight=10.0).penalty(critic, real, fake, np.random.default_rng(4))
+    grads = [host(q.grad).copy() for q in critic.parameters()]
+    eps = np.random.default_rng(4).random(2)[:, None, None, None]
+    x_hat = backend.asarray(eps * host(real) + (1 - eps) * host(fake), "float64")
+    critic.zero_grad()
+    assert abs(float(p) - float(gradient_penalty(critic, x_hat, 10.0))) < 1e-13
+    for a, b in zip(grads, [host(q.grad) for q in critic.parameters()], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+    assert any(np.max(np.abs(g)) > 0 for g in grads)
+
+
+def test_batchnorm_conv_critic_is_refused(backend):
+    critic = dcgan_discriminator((1, 16, 16), 2, norm="batch", dtype="float64", device=backend)
+    x = backend.asarray(np.zeros((2, 1, 16, 16)), "float64")
+    with pytest.raises(ValueError, match=r"critic module '3' \(BatchNorm2d\) mixes the rows"):
+        gradient_penalty(critic, x)
 
 
 # ----------------------------------------------------------------------------------------------
