@@ -369,8 +369,8 @@ print("animated version:", history.artifacts.get("gif"))
 #
 # Real MNIST is mostly black background with sharp strokes: about 80 % of pixels are exactly
 # -1 after scaling. A generator that has learnt this should produce a similar histogram. The
-# reference run's samples come close on the fraction of near-black pixels but have too many
-# almost-black grey pixels and too few mid-greys (the printout compares the fractions).
+# reference run's samples come close on the fraction of near-black pixels but are darker on
+# average than real digits (the printout compares both with this run's).
 
 # %%
 real, _ = load_mnist("train")
