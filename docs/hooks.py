@@ -5,8 +5,19 @@ Nothing generated here is written into ``docs/``: the pages are virtual files
 ``minigan/``.
 
 * ``lessons/NN_slug.py`` (jupytext percent format) -> ``lessons/NN_slug.md``: markdown cells
-  as they are, code cells as fenced Python blocks. Lessons are not executed here (CI runs them
-  with ``lessons/run_lessons.py``), so the build stays fast.
+  as they are, code cells as fenced Python blocks, each followed by its **outputs** (printed
+  text, and figures as PNG files next to the page) when an executed notebook of the lesson is
+  available. The lessons are not executed here: ``lessons/run_lessons.py --output-dir DIR``
+  executes them (CI does it anyway, in small mode) and ``MINIGAN_DOCS_NOTEBOOKS=DIR`` points
+  the build at the notebooks, so the build itself stays fast::
+
+      python lessons/run_lessons.py --output-dir build/notebooks
+      MINIGAN_DOCS_NOTEBOOKS=build/notebooks mkdocs build --strict
+
+  A notebook whose code no longer matches its lesson, or whose run failed, is a warning (so
+  ``--strict`` fails); a lesson without a notebook is rendered without outputs and says so.
+* MathJax 3 is served by the site itself (``assets/mathjax/``, copied from the files that the
+  ``django-static-mathjax`` package ships; no Django needed), so math renders without a network.
 * every public module ``minigan/<name>.py`` -> ``api/<name>.md`` holding ``::: minigan.<name>``
   for mkdocstrings, plus an index with each module's one-line summary. A new module appears in
   the reference without editing ``mkdocs.yml``.
@@ -21,7 +32,10 @@ for it.
 from __future__ import annotations
 
 import ast
+import base64
+import importlib.util
 import logging
+import os
 import re
 from pathlib import Path
 
@@ -32,6 +46,13 @@ log = logging.getLogger("mkdocs.hooks.minigan")
 # Modules that are not part of the API reference (entry points, not a library surface).
 SKIP_MODULES = {"__main__"}
 API = "API reference"  # the nav section the module pages are appended to
+
+NOTEBOOKS_ENV = "MINIGAN_DOCS_NOTEBOOKS"  # folder of executed lessons (run_lessons --output-dir)
+MATHJAX_URI = "assets/mathjax"  # where the site serves MathJax from (see mkdocs.yml)
+# django-static-mathjax installs MathJax 3 as the package ``mathjax``, in static/mathjax/es5.
+MATHJAX_DIST = "django-static-mathjax"
+MATHJAX_PACKAGE = "mathjax"
+MATHJAX_ENTRY = "tex-mml-chtml.js"  # the one combined component the site loads (mkdocs.yml)
 
 _lessons: list[tuple[str, str, Path]] = []  # (title, src_uri, path)
 _modules: list[tuple[str, str]] = []  # (name, summary)
@@ -52,7 +73,10 @@ jupytext --to ipynb lessons/01_*.py    # or open the .py file in Jupyter with ju
 ```
 
 CI runs every lesson top to bottom in a small mode (`MINIGAN_LESSON_MODE=small`: fewer steps,
-a subset of MNIST) with `python lessons/run_lessons.py`.
+a subset of MNIST) with `python lessons/run_lessons.py`; the pages below show the outputs and
+figures of that run. The text describes full-mode runs: where it relies on their numbers
+(lessons 8, 9 and 11), the lesson prints them from a committed reference log
+(`lessons/reference/`) next to the values of the run you are looking at.
 
 {table}
 """
@@ -94,13 +118,97 @@ def lesson_title(path: Path) -> str:
     return path.stem
 
 
-def lesson_markdown(path: Path) -> str:
-    """Convert one jupytext lesson into a markdown page (no outputs)."""
+NOTE_SOURCE = (
+    '!!! note "Run it yourself"\n'
+    "    This page is rendered from `lessons/{name}` without outputs. Open it as a notebook "
+    "(Jupyter with jupytext installed, or `jupytext --to ipynb lessons/{name}`) and run it top "
+    "to bottom; `MINIGAN_LESSON_MODE=small` makes it quick."
+)
+NOTE_EXECUTED = (
+    '!!! note "Run it yourself"\n'
+    "    The outputs and figures on this page come from running `lessons/{name}` top to "
+    "bottom in **{mode} mode** when the site was built ({seconds:.0f} s). The text describes "
+    "full-mode runs (`MINIGAN_LESSON_MODE=full`, the default in a notebook): open the lesson "
+    "in Jupyter with jupytext installed, or `jupytext --to ipynb lessons/{name}`, and run it."
+)
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def executed_notebook(path: Path):
+    """The executed notebook of a lesson from ``$MINIGAN_DOCS_NOTEBOOKS``, or None.
+
+    Warns (which fails ``mkdocs build --strict``) when the notebook's code differs from the
+    lesson's or its run failed: a page must never show outputs of code it does not show.
+    """
+    folder = os.environ.get(NOTEBOOKS_ENV)
+    if not folder:
+        return None
+    nb_path = Path(folder) / f"{path.stem}.ipynb"
+    if not nb_path.is_file():
+        log.info("no executed notebook %s: lessons/%s rendered without outputs", nb_path, path.name)
+        return None
+    import jupytext
+    import nbformat
+
+    nb = nbformat.read(nb_path, as_version=4)
+    want = [c.source.strip("\n") for c in jupytext.read(path).cells]
+    if [c.source.strip("\n") for c in nb.cells] != want:
+        log.warning(
+            "%s was executed from another version of lessons/%s: rerun lessons/run_lessons.py "
+            "--output-dir %s",
+            nb_path,
+            path.name,
+            folder,
+        )
+        return None
+    if not nb.metadata.get("minigan_lesson", {}).get("ok", True):
+        log.warning("%s: the lesson failed when it was executed", nb_path)
+        return None
+    return nb
+
+
+def _text_block(text: str) -> str:
+    text = _ANSI.sub("", text).rstrip("\n")
+    fence = "````" if "```" in text else "```"
+    return f"{fence}text\n{text}\n{fence}"
+
+
+def output_markdown(outputs, image_stem: str) -> tuple[list[str], list[tuple[str, bytes]]]:
+    """Markdown for one code cell's outputs: text blocks and PNG figures.
+
+    Returns the markdown parts and the images as ``(file name, PNG bytes)``; the parts link to
+    the images as ``image_stem-K.png``.
+    """
+    parts: list[str] = []
+    images: list[tuple[str, bytes]] = []
+    for out in outputs:
+        kind = out.get("output_type")
+        if kind == "stream":
+            parts.append(_text_block("".join(out.get("text", ""))))
+        elif kind in ("display_data", "execute_result"):
+            data = out.get("data", {})
+            if "image/png" in data:
+                name = f"{image_stem}-{len(images)}.png"
+                images.append((name, base64.b64decode(data["image/png"])))
+                parts.append(f"![figure {len(images)} of this cell]({name})")
+            elif "text/plain" in data:
+                parts.append(_text_block("".join(data["text/plain"])))
+        elif kind == "error":
+            parts.append(_text_block(f"{out.get('ename')}: {out.get('evalue')}"))
+    return parts, images
+
+
+def lesson_markdown(path: Path, nb=None) -> tuple[str, list[tuple[str, bytes]]]:
+    """Convert one jupytext lesson into a markdown page, with the outputs of ``nb`` if given.
+
+    Returns the page and its figures as ``(path relative to lessons/, PNG bytes)``.
+    """
     import jupytext  # imported here so `mkdocs --help` works without it
 
-    nb = jupytext.read(path)
+    cells = nb.cells if nb is not None else jupytext.read(path).cells
+    figures: list[tuple[str, bytes]] = []
     parts = []
-    for i, cell in enumerate(nb.cells):
+    for i, cell in enumerate(cells):
         src = cell.source.strip("\n")
         if not src:
             continue
@@ -109,17 +217,57 @@ def lesson_markdown(path: Path) -> str:
             src = re.sub(r"\]\((\d\d_[A-Za-z0-9_]+)\.py\)", r"](\1.md)", src)
             src = re.sub(r"\]\(\.\./docs/", "](../", src)
             parts.append(src)
-            if i == 0:
+            if i == 0 and nb is None:
+                parts.append(NOTE_SOURCE.format(name=path.name))
+            elif i == 0:
+                meta = nb.metadata.get("minigan_lesson", {})
                 parts.append(
-                    f'!!! note "Run it yourself"\n'
-                    f"    This page is rendered from `lessons/{path.name}` without outputs. "
-                    f"Open it as a notebook (Jupyter with jupytext installed, or "
-                    f"`jupytext --to ipynb lessons/{path.name}`) and run it top to bottom; "
-                    f"`MINIGAN_LESSON_MODE=small` makes it quick."
+                    NOTE_EXECUTED.format(
+                        name=path.name,
+                        mode=meta.get("mode", "small"),
+                        seconds=meta.get("seconds", 0.0),
+                    )
                 )
         else:
             parts.append(f"```python\n{src}\n```")
-    return "\n\n".join(parts) + "\n"
+            if nb is not None:
+                out_parts, images = output_markdown(
+                    cell.get("outputs", []), f"{path.stem}_files/cell{i:02d}"
+                )
+                parts.extend(out_parts)
+                figures.extend(images)
+    return "\n\n".join(parts) + "\n", figures
+
+
+def mathjax_files() -> list[tuple[str, str]]:
+    """``(site path, file on disk)`` for every MathJax file the site serves.
+
+    The combined component ``tex-mml-chtml.js`` and what it loads on demand (TeX extensions,
+    CommonHTML fonts, the menu, accessibility); not the other combined components nor the SVG
+    output.
+
+    Raises
+    ------
+    ModuleNotFoundError
+        ``django-static-mathjax`` is not installed (it is in the ``docs`` extra).
+    """
+    spec = importlib.util.find_spec(MATHJAX_PACKAGE)  # located, not imported
+    es5 = None
+    if spec is not None and spec.submodule_search_locations:
+        es5 = Path(next(iter(spec.submodule_search_locations))) / "static" / "mathjax" / "es5"
+    if es5 is None or not (es5 / MATHJAX_ENTRY).is_file():
+        raise ModuleNotFoundError(
+            f"{MATHJAX_DIST} is not installed (no {MATHJAX_PACKAGE}/static/mathjax/es5/"
+            f"{MATHJAX_ENTRY}): the site serves MathJax from its files (pip install -e '.[docs]')"
+        )
+    files = []
+    for path in sorted(p for p in es5.rglob("*") if p.is_file()):
+        rel = path.relative_to(es5)
+        other_bundle = len(rel.parts) == 1 and rel.name != MATHJAX_ENTRY
+        svg = len(rel.parts) > 1 and rel.parts[0] == "output" and rel.parts[1].startswith("svg")
+        if not (other_bundle or svg):
+            files.append((f"{MATHJAX_URI}/{rel.as_posix()}", str(path)))
+    return files
 
 
 def cli_markdown() -> str:
@@ -212,7 +360,12 @@ def on_config(config):
 
 def on_files(files, config):
     for _, uri, path in _lessons:
-        files.append(File.generated(config, uri, content=lesson_markdown(path)))
+        page, figures = lesson_markdown(path, executed_notebook(path))
+        files.append(File.generated(config, uri, content=page))
+        for name, png in figures:
+            files.append(File.generated(config, f"lessons/{name}", content=png))
+    for uri, abs_path in mathjax_files():
+        files.append(File.generated(config, uri, abs_src_path=abs_path))
     lesson_rows = ["| Lesson | Source |", "| --- | --- |"]
     for title, uri, path in _lessons:
         lesson_rows.append(f"| [{title}]({Path(uri).name}) | `lessons/{path.name}` |")

@@ -102,10 +102,18 @@ for z0 in (0.5, 20.0, 40.0, 800.0):
     print(f"|z| = {z0:5.1f}: naive {naive:9.4f}  stable {bce_stable(z, y):9.4f}{note}")
 
 # %% [markdown]
-# The true loss of a confidently wrong answer is about $|z|$. The naive form returns `inf`
-# as soon as $\sigma(z)$ rounds to exactly 1 ($z \gtrsim 37$ in float64, $z \gtrsim 17$ in
-# float32), long before `exp` overflows: $\log(1 - 1) = -\infty$. Plot the loss for a
-# positive example ($y = 1$) in float32, where this happens much sooner:
+# The true loss of a confidently wrong answer is about $|z|$. The naive form fails at two
+# different places, one for each target:
+#
+# - **$y = 0$, large $z$:** $\sigma(z) = 1/(1 + e^{-z})$ rounds to exactly 1 once $e^{-z}$ is
+#   below half the spacing of floats near 1 ($z \gtrsim 37$ in float64, $z \gtrsim 17$ in
+#   float32), long before `exp` overflows, and $\log(1 - 1) = -\infty$.
+# - **$y = 1$, very negative $z$:** $\sigma(z)$ itself becomes exactly 0, and $\log 0 = -\infty$.
+#   With $1/(1 + e^{-z})$ that happens when $e^{-z}$ overflows to `inf`: at $z \approx -88.7$
+#   in float32 ($\log$ of the largest float32, $3.4 \cdot 10^{38}$), $z \approx -709.8$ in
+#   float64. (The overflow comes first: $e^{z}$ itself would underflow only below $z \approx -103.3$.)
+#
+# Plot the loss for a positive example ($y = 1$) in float32:
 
 # %%
 zs = np.linspace(-120, 30, 1501).astype(np.float32)
@@ -126,16 +134,24 @@ ax.set_title("BCE for a real example, computed three ways")
 ax.legend()
 plt.tight_layout()
 plt.show()
-print("float32 sigmoid(-104) =", p32[np.argmin(np.abs(zs + 104))], "-> naive loss inf")
+first_inf = zs[np.isfinite(naive32)].min()
+print(
+    f"float32: naive loss finite down to z = {first_inf:.1f}; sigmoid(-88.8) = {p32[np.argmin(np.abs(zs + 88.8))]}"
+)
 
 # %% [markdown]
-# The naive curve stops (it is `inf`) where $\sigma(z)$ underflows to 0. Clamping the log, as
-# `torch.nn.BCELoss` and `minigan.BCELoss` do, keeps the value finite, but look at what it
-# does to the **gradient**. On the flat part the loss no longer depends on $z$. And before
-# that, the gradient through a separate Sigmoid is $\frac{\partial\ell}{\partial p}\sigma'(z)$
-# with $\sigma'(z) \approx e^{z}$: about $10^{-75}$ at $z = -200$, even though the example is
-# as wrong as can be. A discriminator (or a generator, lesson 8) stuck there stops learning.
-# The logits form has gradient $\sigma(z) - 1 \approx -1$: it keeps pushing.
+# The naive curve stops (it is `inf`) where $\sigma(z)$ becomes 0, near $z = -88.7$. Clamping
+# the log, as `torch.nn.BCELoss` and `minigan.BCELoss` do, keeps the value finite, but look at
+# what it does to the **gradient**. On the flat part (in float32 from $z \approx -88.7$, where
+# $p = 0$ and the clamped log jumps to $-100$) the loss no longer depends on $z$. In exact arithmetic the chain rule through a separate Sigmoid is harmless:
+# $\frac{\partial\ell}{\partial p}\,\sigma'(z) = -\frac{1}{p} \cdot p(1 - p) = -(1 - \sigma(z))
+# \approx -1$. In floating point the two factors are computed apart: at $z = -200$ (float64),
+# $\sigma'(z) = p(1 - p) \approx 1.4 \cdot 10^{-87}$, while $\partial\ell/\partial p$ is not
+# $-1/p \approx -7 \cdot 10^{86}$: `BCELoss.backward`, like PyTorch's, divides by
+# $\max(p(1 - p), 10^{-12})$, so it returns $-10^{12}$, and the product is about
+# $-1.4 \cdot 10^{-75}$ (printed below) instead of $-1$, even though the example is as wrong
+# as can be. A discriminator (or a generator, lesson 8) stuck there stops learning. The logits
+# form has gradient $\sigma(z) - 1 \approx -1$: it keeps pushing.
 
 # %%
 z_far = np.array([[-200.0]])
@@ -149,6 +165,10 @@ loss_z = bce_logit(z_far, one)
 grad_z = bce_logit.backward()
 print(f"Sigmoid + BCELoss:   loss {float(loss_p):7.2f}  dL/dz {float(grad_p[0, 0]):+.3e}")
 print(f"BCEWithLogitsLoss:   loss {float(loss_z):7.2f}  dL/dz {float(grad_z[0, 0]):+.3e}")
+p_far = float(sig(z_far)[0, 0])
+print(
+    f"sigmoid'(-200) = {p_far * (1 - p_far):.2e}; exact chain rule -(1 - sigmoid) = {p_far - 1:+.3e}"
+)
 
 # %% [markdown]
 # ## Check
@@ -198,8 +218,8 @@ print("per-example losses:", out.ravel(), "dtype", out.dtype)
 #
 # - Work with logits. $\ell(z, y) = \max(z, 0) - zy + \operatorname{log1p}(e^{-|z|})$ never
 #   overflows, and $\partial\ell/\partial z = \sigma(z) - y$ stays in $[-1, 1]$.
-# - Sigmoid-then-log returns `inf` as soon as $\sigma(z)$ rounds to 0 or 1 (z ≈ ±17 in
-#   float32).
+# - Sigmoid-then-log returns `inf` as soon as $\sigma(z)$ rounds to 1 ($z \gtrsim 17$ in
+#   float32, target 0) or to 0 ($z \lesssim -88.7$ in float32, target 1).
 # - Clamping the log keeps the value finite but zeroes the gradient exactly where learning
 #   is needed most.
 # - In minigan: `BCEWithLogitsLoss` after a Linear layer, never `Sigmoid` + `BCELoss`.

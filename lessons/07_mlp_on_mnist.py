@@ -168,8 +168,9 @@ print("class counts:", np.bincount(Y_train, minlength=10))
 #
 # Each epoch shuffles the training set with a seeded generator and walks through it in
 # mini-batches of 128. For each batch: `zero_grad`, forward, loss, backward, `step`. We log the
-# loss of every batch (as 0-d arrays, converted once per evaluation, lesson 6) and the test
-# accuracy a few times per epoch.
+# loss of every batch as a 0-d array and convert the whole list to Python floats once, after
+# training (a `float()` per step would make the host wait for the GPU every step, lesson 6), and
+# the test accuracy a few times per epoch.
 
 # %%
 model = minigan.Sequential(

@@ -36,6 +36,7 @@ import time
 
 import matplotlib.pyplot as plt
 import numpy as np
+from reference_log import compare, record  # lessons/reference_log.py
 
 import minigan
 from minigan import data
@@ -50,8 +51,9 @@ rng = np.random.default_rng(0)
 # ## Math with shapes
 #
 # **Players.** Noise `z (N, latent_dim)` with $z \sim \mathcal{N}(0, I)$; the generator
-# `G: (N, latent_dim) -> (N, 2)`; the discriminator `D: (N, 2) -> (N, 1)` returns a logit $l$,
-# and $D(x) = \sigma(l)$ is its probability that $x$ is real.
+# `G: (N, latent_dim) -> (N, 2)`; the discriminator `D: (N, 2) -> (N, 1)` returns a logit $s$,
+# and $D(x) = \sigma(s)$ is its probability that $x$ is real (the notation of
+# [The math of each layer](../docs/math.md#the-gan-losses): $D$ is always the probability).
 #
 # **The value.** $D$ maximises and $G$ minimises
 #
@@ -72,11 +74,12 @@ rng = np.random.default_rng(0)
 # equilibrium the generator copies the data, $D^* = 1/2$ everywhere, and
 # $V = -\log 4 \approx -1.386$ (D's loss $\log 4$).
 #
-# **The generator's loss.** Write $l$ for D's logit on a fake sample. The minimax loss
-# $\log(1 - \sigma(l))$ has $\partial/\partial l = -\sigma(l)$: when D confidently rejects the
-# fakes ($\sigma(l) \to 0$, which is the situation at the start of training) the gradient
-# vanishes. The **non-saturating** loss $-\log\sigma(l)$ = `BCE(D(G(z)), 1)` has the same fixed
-# point but $\partial/\partial l = \sigma(l) - 1 \to -1$: strongest exactly when G is worst.
+# **The generator's loss.** Write $\tilde s$ for D's logit on a fake sample, so
+# $D(G(z)) = \sigma(\tilde s)$. The minimax loss $\log(1 - \sigma(\tilde s))$ has
+# $\partial/\partial \tilde s = -\sigma(\tilde s)$: when D confidently rejects the
+# fakes ($\sigma(\tilde s) \to 0$, which is the situation at the start of training) the gradient
+# vanishes. The **non-saturating** loss $-\log\sigma(\tilde s)$ = `BCE(D(G(z)), 1)` has the same
+# fixed point but $\partial/\partial \tilde s = \sigma(\tilde s) - 1 \to -1$: strongest exactly when G is worst.
 #
 # **Back into G.** With `dlogits (N, 1)` from the loss, `dfake = D.backward(dlogits)` has shape
 # `(N, 2)` (D's parameters are frozen for this pass), and `G.backward(dfake)` fills G's
@@ -149,10 +152,10 @@ def g_loss_and_grad(logits, kind):
     """Mean generator loss and dL/dlogits (N, 1). kind: "saturating" or "non_saturating"."""
     n = logits.shape[0]
     d = F.sigmoid(logits)  # D(G(z))
-    if kind == "saturating":  # minimise log(1 - D(G(z))) = -softplus(l)
+    if kind == "saturating":  # minimise log(1 - D(G(z))) = -softplus(logit)
         loss = -np.mean(np.logaddexp(0, logits))
         grad = -d / n
-    else:  # minimise -log D(G(z)) = softplus(-l)
+    else:  # minimise -log D(G(z)) = softplus(-logit)
         loss = np.mean(np.logaddexp(0, -logits))
         grad = (d - 1) / n
     return loss, grad
@@ -336,6 +339,28 @@ print(
     f"D(x) {hist['d_real'][-100:].mean():.2f}, D(G(z)) {hist['d_fake'][-100:].mean():.2f}"
 )
 assert near > mode_stats(snapshots[0])[0], "the generator should move toward the data"
+run = {
+    "steps": steps,
+    "final_near_mode": near,
+    "final_modes_covered": int(np.sum(per_mode >= 0.02 * len(snapshots[steps]))),
+    "final_per_mode": [int(n) for n in per_mode],
+    "last100_d_loss": float(hist["d_loss"][-100:].mean()),
+    "last100_d_real": float(hist["d_real"][-100:].mean()),
+    "last100_d_fake": float(hist["d_fake"][-100:].mean()),
+}
+_ = compare(
+    "08_gan_game",
+    run,
+    [
+        ("steps", "steps", "d"),
+        ("samples within 4 std of a mode", "final_near_mode", ".0%"),
+        ("modes with >= 2 % of samples", "final_modes_covered", "d"),
+        ("samples per mode", "final_per_mode", "d"),
+        ("last 100 steps: D loss", "last100_d_loss", ".3f"),
+        ("last 100 steps: D(x)", "last100_d_real", ".2f"),
+        ("last 100 steps: D(G(z))", "last100_d_fake", ".2f"),
+    ],
+)
 
 # %% [markdown]
 # Reading the plots: D's loss hovers near $\log 4$ and both $D(x)$ and $D(G(z))$ near $1/2$:
@@ -346,8 +371,9 @@ assert near > mode_stats(snapshots[0])[0], "the generator should move toward the
 # has more mass than the generator (the modes), low elsewhere, so its gradient pushes samples
 # into the modes. The thin bridges between modes remain because G is a continuous map from a
 # connected noise space: it cannot jump from one mode to the next. In small mode (1000 steps)
-# the ring has only just formed; a full-mode run (5000 steps) ends with about 90% of the
-# samples within $4\sigma$ of a mode and all eight modes covered.
+# the ring has only just formed; the reference full-mode run (5000 steps, logged in
+# `lessons/reference/08_gan_game.json` and printed above next to this run) ends with most
+# samples within $4\sigma$ of a mode and every mode covered.
 #
 # ### Why the non-saturating loss
 #
@@ -383,11 +409,15 @@ for kind in ("saturating", "non_saturating"):
 _ = D0.requires_grad_(True)
 
 # %% [markdown]
-# With $D(G(z)) \approx 0.002$, the non-saturating loss sends a gradient about
-# $1/D(G(z))$, here several hundred times, larger into the generator: with the minimax loss, a
+# With $D(G(z))$ this small (printed above), the non-saturating loss sends a gradient about
+# $1/D(G(z))$ times larger into the generator (compare the two printed norms): with the minimax loss, a
 # generator facing a confident discriminator barely moves. Lesson 11 shows
 # what this does to a whole training run. minigan's `GAN(..., g_loss="saturating")` keeps the
 # minimax loss for such experiments; the default is `"non_saturating"`.
+
+# %%
+# In full mode with MINIGAN_LESSON_RECORD=1 this run becomes the reference log.
+record("08_gan_game", run, small=SMALL, seconds=seconds)
 
 # %% [markdown]
 # ## Summary

@@ -37,12 +37,15 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+from reference_log import compare, record  # lessons/reference_log.py
 
 import minigan
 from minigan import viz
 from minigan.checkpoint import gan_from_checkpoint
+from minigan.classifier import load_classifier
 from minigan.data import load_mnist, preprocess
 from minigan.gradcheck import numerical_gradient, rel_error
+from minigan.metrics import class_histogram, digits_covered
 from minigan.train import METRICS
 
 SMALL = os.environ.get("MINIGAN_LESSON_MODE", "full") == "small"
@@ -65,15 +68,17 @@ print("small mode:", SMALL)
 # A `Linear(i, o)` has $io + o$ parameters. Both use Adam with lr $2 \cdot 10^{-4}$ and
 # betas $(0.5, 0.999)$ (the DCGAN settings).
 #
-# **What `train_step` reports** for each step, with $s = D(x)$ and $\tilde s = D(G(z))$ the
-# logits and $\sigma$ the sigmoid:
+# **What `train_step` reports** for each step. D outputs logits, $s$ on a real batch and
+# $\tilde s$ on a fake one; $D(x) = \sigma(s)$ and $D(G(z)) = \sigma(\tilde s)$ are the
+# probabilities that D assigns to "real" (the notation of
+# [The math of each layer](../docs/math.md#the-gan-losses)):
 #
 # | name | formula | at equilibrium |
 # | --- | --- | --- |
-# | `d_loss` | $\text{mean}[-\log\sigma(s)] + \text{mean}[-\log(1-\sigma(\tilde s))]$ | $\log 4 \approx 1.386$ |
-# | `g_loss` | $\text{mean}[-\log\sigma(\tilde s)]$ (non-saturating) | $\log 2 \approx 0.693$ |
-# | `d_real` | $\text{mean}\,\sigma(s)$, "D(x)" | $1/2$ |
-# | `d_fake` | $\text{mean}\,\sigma(\tilde s)$, "D(G(z))", before D's update | $1/2$ |
+# | `d_loss` | $\text{mean}[-\log D(x)] + \text{mean}[-\log(1 - D(G(z)))]$ | $\log 4 \approx 1.386$ |
+# | `g_loss` | $\text{mean}[-\log D(G(z))]$ (non-saturating) | $\log 2 \approx 0.693$ |
+# | `d_real` | $\text{mean}\,D(x) = \text{mean}\,\sigma(s)$ | $1/2$ |
+# | `d_fake` | $\text{mean}\,D(G(z)) = \text{mean}\,\sigma(\tilde s)$, before D's update | $1/2$ |
 #
 # At the equilibrium of the game the generator's samples are indistinguishable from the data
 # and the best D says $1/2$ everywhere (lesson 8). Since $-\log$ is convex, for one batch
@@ -271,23 +276,62 @@ print(
 assert all(np.all(np.isfinite(v)) for v in d.values())
 
 # %% [markdown]
-# How to read them (the figures quoted are from a full-mode run, 8 epochs):
+# How to read them. The numbers quoted here are not typed into the text: they come from a
+# full-mode run (8 epochs) whose values are committed in `lessons/reference/09_train_mnist.json`,
+# and the next cell prints them next to the run you just made (in small mode the early-window
+# and per-epoch columns are short or empty).
 #
 # - **The raw values are noisy.** Each point is one batch of 64; the faint band spans most of
 #   $[0, 1]$ for $D(x)$ and $D(G(z))$. Read the moving averages.
-# - **First steps.** D learns fastest: within a few hundred steps $D(x)$ rises to about 0.85,
-#   $D(G(z))$ falls to about 0.2 and the D loss drops far below $\log 4$ (to about 0.6),
-#   while the G loss jumps to 2-3. G's first images are easy to reject.
+# - **First steps.** D learns fastest: within a few hundred steps $D(x)$ rises far above 1/2,
+#   $D(G(z))$ falls far below it and the D loss drops well under $\log 4$, while the G loss
+#   jumps above 2. G's first images are easy to reject.
 # - **Then a slow drift back toward balance.** With this preset on MNIST, D keeps a clear edge
-#   for the whole run, but the edge shrinks: per epoch, the D loss rose from 0.58 (epoch 2) to
-#   0.80 (epoch 8), $D(G(z))$ from 0.19 to 0.26, and the G loss fell from 2.8 to 1.85. An
-#   MLP discriminator separates MLP fakes from real digits more easily than the generator can
-#   improve them; what matters is that neither mean runs off to 0 or 1.
+#   for the whole run, but the edge shrinks: from epoch 2 to the last epoch the D loss rises,
+#   $D(G(z))$ rises and the G loss falls. An MLP discriminator separates MLP fakes from real
+#   digits more easily than the generator can improve them; what matters is that neither mean
+#   runs off to 0 or 1.
 # - **Trouble signs** (lesson 11 produces each on purpose): a D loss heading to 0 with
 #   $D(G(z))$ near 0 (D wins, G stops learning); a G loss climbing steadily; curves that swing
 #   wildly; or smooth, healthy-looking curves while the samples all look alike (mode collapse:
 #   the losses cannot see it).
-#
+
+
+# %%
+def window_means(lo, hi):
+    """Mean of each metric over the steps lo <= step < hi (None when the run is shorter)."""
+    rows = [s for s in history.steps if lo <= s["step"] < hi]
+    if not rows or history.steps[-1]["step"] < hi - 1:
+        return dict.fromkeys(METRICS)
+    return {key: float(np.mean([s[key] for s in rows])) for key in METRICS}
+
+
+early = window_means(200, 500)
+per_epoch = {key: [round(float(e[key]), 4) for e in history.epochs] for key in METRICS}
+run = {
+    "steps": len(history.steps),
+    "epochs": len(history.epochs),
+    **{f"early_{key}": early[key] for key in METRICS},
+    **{f"second_half_{key}": float(d[key][tail].mean()) for key in METRICS},
+    **{f"epoch_{key}": per_epoch[key] for key in METRICS},
+}
+ref = compare(
+    "09_train_mnist",
+    run,
+    [("steps", "steps", "d"), ("epochs", "epochs", "d")]
+    + [(f"steps 200-499: {key}", f"early_{key}", ".3f") for key in METRICS]
+    + [(f"second half: {key}", f"second_half_{key}", ".3f") for key in METRICS]
+    + [(f"per epoch: {key}", f"epoch_{key}", ".2f") for key in METRICS],
+)
+if ref:
+    e = {key: ref[f"epoch_{key}"] for key in METRICS}
+    print(
+        f"reference run, epoch 2 -> epoch {len(e['d_loss'])}: D loss {e['d_loss'][1]:.2f} -> "
+        f"{e['d_loss'][-1]:.2f}, D(G(z)) {e['d_fake'][1]:.2f} -> {e['d_fake'][-1]:.2f}, "
+        f"G loss {e['g_loss'][1]:.2f} -> {e['g_loss'][-1]:.2f}"
+    )
+
+# %% [markdown]
 # ### Reading the pictures
 #
 # After every epoch `train_mnist` draws the **same** 64 noise vectors through G and saves the
@@ -311,23 +355,22 @@ print("animated version:", history.artifacts.get("gif"))
 #
 # 1. **Structure.** Noise first, then blobs with a bright centre, then strokes. In small mode
 #    we stop here.
-# 2. **Digits.** Strokes become recognisable digits. In the full-mode run, after epoch 1 every
-#    cell showed nearly the *same* blurry "0"-like shape (a collapse the game undid within
-#    the next epoch); by epoch 5 most cells were readable digits.
+# 2. **Digits.** Strokes become recognisable digits. Early grids can show nearly the *same*
+#    blurry shape in every cell, a collapse the game usually undoes within an epoch or two.
 # 3. **Variety.** Every cell should be a different digit, and all ten classes should appear.
-#    In the full-mode run after 8 epochs, 1, 2, 3, 4, 7, 8 and 9 are clear, but almost half
-#    of the cells are 1s (the easiest digit to draw), 5s and 6s are rare and 0s missing: a
-#    partial mode collapse, the commonest flaw of MLP GANs. `minigan evaluate` measures it
-#    with a classifier's class histogram; longer training (the default is 30 epochs) helps.
+#    MLP GANs trained for a few epochs typically over-produce the easiest digit to draw (1)
+#    and under-produce others: a partial mode collapse, their commonest flaw. Below, minigan's
+#    MNIST classifier counts the classes of 1,000 samples (what `minigan evaluate` reports);
+#    longer training (the default is 30 epochs) helps.
 # 4. **Stability.** The same cell should change gradually from epoch to epoch. A digit that
 #    jumps to another class each epoch means G is chasing D rather than converging.
 #
 # ### Pixel statistics: a first number for "looks like MNIST"
 #
 # Real MNIST is mostly black background with sharp strokes: about 80 % of pixels are exactly
-# -1 after scaling. A generator that has learnt this should produce a similar histogram
-# (full mode: 83 % near black for the samples against 82 % for real digits; the samples
-# have too many almost-black grey pixels and too few mid-greys).
+# -1 after scaling. A generator that has learnt this should produce a similar histogram. The
+# reference run's samples come close on the fraction of near-black pixels but are darker on
+# average than real digits (the printout compares both with this run's).
 
 # %%
 real, _ = load_mnist("train")
@@ -341,8 +384,42 @@ ax.set_xlabel("pixel value")
 ax.legend()
 plt.tight_layout()
 plt.show()
-for name, v in (("real", real), ("generated", samples)):
-    print(f"{name:9s}: {np.mean(v < -0.9):.0%} of pixels near black, mean {v.mean():+.3f}")
+run["black_real"], run["black_fake"] = float(np.mean(real < -0.9)), float(np.mean(samples < -0.9))
+run["mean_real"], run["mean_fake"] = float(real.mean()), float(samples.mean())
+_ = compare(
+    "09_train_mnist",
+    run,
+    [
+        ("real: pixels < -0.9", "black_real", ".1%"),
+        ("generated: pixels < -0.9", "black_fake", ".1%"),
+        ("real: mean pixel", "mean_real", "+.3f"),
+        ("generated: mean pixel", "mean_fake", "+.3f"),
+    ],
+)
+
+# %% [markdown]
+# **Which digits?** minigan's MNIST classifier (`minigan.classifier`, about 98.7 % test
+# accuracy) labels the 1,000 samples. It is trained once (about a minute) and cached; in
+# small mode the lesson uses it only if it is already cached.
+
+# %%
+try:
+    clf = load_classifier(train_if_missing=not SMALL, progress=False)
+except FileNotFoundError:
+    clf = None
+    print("classifier not cached: skipped in small mode (minigan evaluate trains and caches it)")
+if clf is not None:
+    hist = class_histogram(clf.predict((samples + 1) / 2))  # the classifier wants [0, 1]
+    run["class_fractions"] = [round(float(f), 3) for f in hist / hist.sum()]
+    run["digits_covered"] = digits_covered(hist)
+_ = compare(
+    "09_train_mnist",
+    run,
+    [
+        ("fraction of each digit 0-9", "class_fractions", ".2f"),
+        ("digits with >= 1 % of samples", "digits_covered", "d"),
+    ],
+)
 
 # %% [markdown]
 # ### Checkpoints: resume and sample
@@ -387,6 +464,10 @@ plt.imshow(tile(walk, nrow=8), cmap="gray")
 plt.axis("off")
 plt.title("each row: a straight line in noise space")
 plt.show()
+
+# %%
+# In full mode with MINIGAN_LESSON_RECORD=1 this run becomes the reference log.
+record("09_train_mnist", run, small=SMALL, seconds=seconds)
 
 # %% [markdown]
 # ## Summary

@@ -80,11 +80,17 @@ if not HAS_GPU:
 # passes and 3 input-gradient passes (minus the ones into the data), G one forward, one
 # weight-gradient pass and one input-gradient pass.
 #
-# **Why batch size matters on a GPU.** A product reads $4(Ni + io + No)$ bytes in float32 and
-# does $2Nio$ FLOPs. With $i = o = 1024$ and $N = 64$ that is about 30 FLOPs per byte: the
-# weights, not the arithmetic, set the pace, and a GPU that can do tens of TFLOP/s sits mostly
-# idle, waiting for memory and for the CPU to launch the next of the step's ~100 small kernels.
-# Larger $N$ raises the FLOPs per byte and per kernel launch; the GPU's advantage grows with it.
+# **Why batch size matters on a GPU.** A product does $2Nio$ FLOPs and reads
+# $4(Ni + io + No)$ bytes in float32. With $i = o = 1024$ and $N = 64$ that is 134 MFLOP from
+# 4.7 MB, about 28 FLOPs per byte: a modern GPU (tens of TFLOP/s, a few TB/s) finishes it in a
+# few microseconds, and memory is not what holds it back. What does is the **launch overhead**:
+# every array operation is one kernel that Python and CuPy have to prepare and queue, roughly
+# 5 to 20 µs of CPU time each, and one `train_step` is on the order of a hundred of them
+# (products, activations, losses, one Adam update per parameter). At small $N$ the GPU finishes
+# each kernel before the CPU has queued the next, so the time per step hardly depends on $N$:
+# it is set by the *number* of kernels, not their size. A larger $N$ does more work per
+# launch, so images per second grow almost in proportion to $N$ until the products themselves
+# take longer than the launches.
 #
 # **What crosses the bus.** minigan copies the dataset to the device once
 # (`minigan.data.BatchIterator`). Per step only the noise `z (N, 100)` goes host -> device (it
@@ -158,7 +164,7 @@ def time_train_steps(gan, real, steps, warmup=2):
 # **The same numbers on every device.** One seed gives the same initial weights and noise
 # everywhere, because every random number is drawn on the host and then moved. We build the
 # GAN on the CPU and on a second device (the GPU when there is one, else array-api-strict's
-# `device1`), feed both the same real batch, and compare the losses of the first steps.
+# `device1`, else, without array-api-strict, the CPU once more), feed both the same real batch, and compare the losses of the first steps.
 # NumPy vs device1 runs the very same NumPy kernels, so it must agree exactly; NumPy vs CuPy
 # agrees to float32 rounding (different but equally valid summation orders in the products).
 
@@ -169,10 +175,16 @@ real_host = preprocess(images[:1024])  # (1024, 784) float32 in [-1, 1]
 if HAS_GPU:
     other = mb.resolve_device("gpu")
 else:
-    import array_api_strict
-
-    other = mb.resolve_device(array_api_strict.Device("device1"))
-label = "gpu" if HAS_GPU else "device1"
+    try:
+        import array_api_strict  # in the dev extra; a plain `pip install -e .` lacks it
+    except ImportError:
+        array_api_strict = None
+    if array_api_strict is not None:
+        other = mb.resolve_device(array_api_strict.Device("device1"))
+    else:
+        print("array_api_strict is not installed (pip install -e '.[dev]'): comparing cpu with cpu")
+        other = mb.resolve_device("cpu")
+label = "gpu" if HAS_GPU else other.name
 print("comparing cpu with", other.name)
 
 cpu_gan = minigan.build_gan("default", seed=0, device="cpu")
@@ -258,7 +270,7 @@ plt.show()
 # library better) and level off once the arithmetic units are busy: in a full-mode run on
 # one CPU core, from about 430 images/s at batch 16 to about 1,800 at batch 512-1024 (some
 # 50 GFLOP/s), with the time per step roughly proportional to the batch from 256 on. On a
-# GPU the time per step barely grows at first (launch- and memory-bound, as predicted in "Math with shapes"), so
+# GPU the time per step barely grows at first (bound by kernel launches, as "Math with shapes" explains), so
 # images per second climb with the batch until the arithmetic finally saturates the device.
 # At the default batch of 64 the GPU is far from full; this is why GPU training of small MLPs
 # gains less than the GPU's peak FLOP/s suggest. The measured comparison of minigan and

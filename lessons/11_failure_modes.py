@@ -39,6 +39,7 @@ import time
 
 import matplotlib.pyplot as plt
 import numpy as np
+from reference_log import compare, record  # lessons/reference_log.py
 
 import minigan
 from minigan import data
@@ -48,6 +49,7 @@ from minigan.gradcheck import numerical_gradient, rel_error
 
 SMALL = os.environ.get("MINIGAN_LESSON_MODE", "full") == "small"
 print("small mode:", SMALL)
+run = {}  # the values the reference log keeps (lessons/reference/11_failure_modes.json)
 t_lesson = time.perf_counter()
 
 # %% [markdown]
@@ -302,6 +304,9 @@ print(
     f"({d_alone[-1, 1] / d_alone[-1, 2]:.0f}x smaller)"
 )
 assert d_alone[-1, 2] < 0.05 * d_alone[-1, 1]
+run["d_alone_steps"] = 10 * (len(d_alone) - 1)
+run["d_alone_d_fake"] = float(d_alone[-1, 0])
+run["d_alone_grad_ratio"] = float(d_alone[-1, 1] / d_alone[-1, 2])
 strong_d_state = {k: np.copy(v) for k, v in D.state_dict().items()}
 
 # %% [markdown]
@@ -354,11 +359,29 @@ sgd_ns, sgd_sat = (
     steps_to_fool(runs["SGD lr 3e-3", "saturating"]),
 )
 assert sgd_ns is not None and (sgd_sat is None or sgd_sat > 5 * sgd_ns)
-
+run["g_steps"] = g_steps
+for (opt_name, kind), d_fake in runs.items():
+    run[f"fool_{opt_name.split()[0]}_{kind}"] = steps_to_fool(d_fake)
+_ = compare(
+    "11_failure_modes",
+    run,
+    [
+        ("D steps alone", "d_alone_steps", "d"),
+        ("then D(G(z))", "d_alone_d_fake", ".4f"),
+        ("non-sat / sat gradient", "d_alone_grad_ratio", ".0f"),
+        ("G steps allowed", "g_steps", "d"),
+    ]
+    + [
+        (f"steps to fool D: {o}, {k}", f"fool_{o}_{k}", "d")
+        for o in ("SGD", "Adam")
+        for k in ("non_saturating", "saturating")
+    ],
+)
 # %% [markdown]
 # With SGD, the non-saturating generator fools the fixed D within a few steps, while the
-# saturating one crawls for hundreds of steps: its gradient starts hundreds of times smaller,
-# and only grows as $D(G(z))$ does, so it escapes slowly and then suddenly. With Adam the two
+# saturating one crawls for more than ten times as many (the table above compares this run with
+# the reference): its gradient starts two orders of magnitude smaller (the ratio printed
+# above), and only grows as $D(G(z))$ does, so it escapes slowly and then suddenly. With Adam the two
 # curves nearly coincide: Adam divides each gradient by its own running scale, which cancels
 # the constant-like factor of the odds (see "Math with shapes"). That is why the saturating
 # loss can seem to work in modern code, and why it still fails when D's confidence drives the
@@ -408,6 +431,22 @@ for (name, seed), (metrics, snaps, _) in collapse.items():
         f"{metrics['d_loss'][-100:].mean():.3f}, {metrics['d_fake'][-100:].mean():.3f}"
     )
 final = {k: mode_stats(v[1][steps])[1] for k, v in collapse.items()}
+run["collapse_steps"] = steps
+for name in ("equal rates", "D 10x slower"):
+    run[f"collapse_modes_{name}"] = [final[name, s] for s in seeds]
+    run[f"collapse_d_loss_{name}"] = [
+        round(float(collapse[name, s][0]["d_loss"][-100:].mean()), 3) for s in seeds
+    ]
+_ = compare(
+    "11_failure_modes",
+    run,
+    [("steps", "collapse_steps", "d")]
+    + [
+        (f"{name}: {what} per seed", f"collapse_{key}_{name}", fmt)
+        for name in ("equal rates", "D 10x slower")
+        for what, key, fmt in (("final modes", "modes", "d"), ("last-100 D loss", "d_loss", ".3f"))
+    ],
+)
 assert sum(final["D 10x slower", s] for s in seeds) < sum(final["equal rates", s] for s in seeds)
 
 # %% [markdown]
@@ -476,7 +515,25 @@ m_eq, m_win = d_win["equal rates"][0], d_win["D lr 10x"][0]
 tail = slice(-(steps // 4), None)
 assert m_win["d_loss"][tail].mean() < m_eq["d_loss"][tail].mean()
 assert m_win["d_fake"][tail].mean() < m_eq["d_fake"][tail].mean()
-
+run["d_win_steps"] = steps
+for name, (metrics, snaps, _) in d_win.items():
+    run[f"d_win_modes_{name}"] = mode_stats(snaps[steps])[1]
+    for key in ("d_loss", "d_real", "d_fake", "g_loss"):
+        run[f"d_win_{key}_{name}"] = float(metrics[key][tail].mean())
+_ = compare(
+    "11_failure_modes",
+    run,
+    [("steps", "d_win_steps", "d")]
+    + [
+        (f"{name}: {label}", f"d_win_{key}_{name}", fmt)
+        for name in ("equal rates", "D lr 10x")
+        for label, key, fmt in (
+            ("modes covered", "modes", "d"),
+            ("last-quarter D loss", "d_loss", ".3f"),
+            ("last-quarter D(G(z))", "d_fake", ".3f"),
+        )
+    ],
+)
 # %% [markdown]
 # With D ten times faster, D's loss falls far below $\log 4$ and keeps falling, $D(x)$ climbs
 # away from 1/2 toward 1 and $D(G(z))$ sinks toward 0, while G's loss climbs: the
@@ -489,14 +546,17 @@ assert m_win["d_fake"][tail].mean() < m_eq["d_fake"][tail].mean()
 # odds factor, while the non-saturating one stays large, so with minigan's default loss G
 # keeps receiving a signal even from a winning D. With equal rates the game stays near
 # balance ($D(x) \approx D(G(z)) \approx 1/2$) and, given time, G finds every mode; the run
-# with the winning D ends with fewer modes covered (in full mode, 4,000 steps: 2 of 8 against
-# all 8).
+# with the winning D ends with fewer modes covered (the table above: this run against the
+# reference full-mode run of 4,000 steps in `lessons/reference/11_failure_modes.json`).
 #
 # The same three signatures appear on MNIST (lesson 9's curves): keep an eye on a D loss that
 # heads to 0 with D(G(z)) near 0, and on samples that all look alike.
 
 # %%
-print(f"lesson ran in {time.perf_counter() - t_lesson:.0f} s")
+seconds = time.perf_counter() - t_lesson
+print(f"lesson ran in {seconds:.0f} s")
+# In full mode with MINIGAN_LESSON_RECORD=1 this run becomes the reference log.
+record("11_failure_modes", run, small=SMALL, seconds=seconds)
 
 # %% [markdown]
 # ## Summary

@@ -124,6 +124,12 @@ def run_lesson(
     if output_dir is not None:
         import nbformat
 
+        # Read by docs/hooks.py, which renders executed lessons on the documentation site.
+        nb.metadata["minigan_lesson"] = {
+            "mode": os.environ.get("MINIGAN_LESSON_MODE", "full"),
+            "seconds": round(seconds, 1),
+            "ok": ok,
+        }
         output_dir.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, output_dir / (path.stem + ".ipynb"))
     return ok, seconds, message

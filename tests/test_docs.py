@@ -8,15 +8,23 @@ and show the names in its ``__all__`` (mkdocstrings ``filters: public``). So:
   class), and so must their public methods and properties (inherited docstrings are accepted
   there: an override of ``Module.forward`` is documented by ``Module.forward``);
 * ``mkdocs build --strict`` must pass: broken links, unknown cross-references and docstrings
-  griffe cannot parse all fail it.
+  griffe cannot parse all fail it;
+* lesson pages show the outputs of an executed notebook (``MINIGAN_DOCS_NOTEBOOKS``), and
+  refuse one whose code differs from the lesson;
+* the site serves MathJax itself and loads no script from another host.
+
+``tests/test_docs_browser.py`` opens the built site in headless Chromium.
 """
 
 from __future__ import annotations
 
+import base64
 import importlib
 import importlib.util
 import inspect
+import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +32,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# A 1x1 PNG: the figure of the executed-notebook test.
+PNG_1X1 = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9"
+    "awAAAABJRU5ErkJggg=="
+)
 MODULES = sorted(
     p.stem for p in (ROOT / "minigan").glob("*.py") if not p.stem.startswith("_")
 )  # the same discovery as docs/hooks.py
@@ -33,12 +46,70 @@ def _own_doc(obj) -> str:
     return (getattr(obj, "__doc__", None) or "").strip()
 
 
-def test_hooks_document_every_public_module():
+def _hooks():
     if importlib.util.find_spec("mkdocs") is None:
         pytest.skip("mkdocs is not installed (pip install -e '.[docs]')")
     spec = importlib.util.spec_from_file_location("minigan_docs_hooks", ROOT / "docs" / "hooks.py")
     hooks = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(hooks)
+    return hooks
+
+
+def _executed_copy(lesson: Path, folder: Path, text: str):
+    """Write lesson's notebook to folder with a printed line and a figure after its first code
+    cell, as run_lessons.py --output-dir would after running it; return the notebook."""
+    jupytext = pytest.importorskip("jupytext", reason="jupytext is not installed ([docs])")
+    nbformat = pytest.importorskip("nbformat", reason="nbformat is not installed ([docs])")
+    nb = jupytext.read(lesson)
+    cell = next(c for c in nb.cells if c.cell_type == "code")
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text=text),
+        nbformat.v4.new_output("display_data", data={"image/png": PNG_1X1, "text/plain": "fig"}),
+    ]
+    nb.metadata["minigan_lesson"] = {"mode": "small", "seconds": 1.0, "ok": True}
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, folder / f"{lesson.stem}.ipynb")
+    return nb
+
+
+def test_lesson_page_shows_outputs_and_figures(tmp_path, monkeypatch):
+    hooks = _hooks()
+    lesson = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.py"))[0]
+    _executed_copy(lesson, tmp_path, "hello from the kernel\n")
+    monkeypatch.setenv(hooks.NOTEBOOKS_ENV, str(tmp_path))
+    page, figures = hooks.lesson_markdown(lesson, hooks.executed_notebook(lesson))
+    assert "```text\nhello from the kernel\n```" in page
+    assert "small mode" in page  # the note says how the outputs were made
+    assert len(figures) == 1 and figures[0][1] == base64.b64decode(PNG_1X1)
+    name = figures[0][0]
+    assert name.startswith(f"{lesson.stem}_files/") and f"]({name})" in page
+    bare, none = hooks.lesson_markdown(lesson)
+    assert none == [] and "hello from the kernel" not in bare and "without outputs" in bare
+
+
+def test_stale_or_failed_notebook_is_refused(tmp_path, monkeypatch, caplog):
+    hooks = _hooks()
+    lesson = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.py"))[0]
+    nbformat = pytest.importorskip("nbformat", reason="nbformat is not installed ([docs])")
+    monkeypatch.setenv(hooks.NOTEBOOKS_ENV, str(tmp_path))
+    nb = _executed_copy(lesson, tmp_path, "out\n")
+    assert hooks.executed_notebook(lesson) is not None
+    next(c for c in nb.cells if c.cell_type == "code").source += "\nx = 1  # edited later"
+    nbformat.write(nb, tmp_path / f"{lesson.stem}.ipynb")
+    with caplog.at_level(logging.WARNING, logger="mkdocs.hooks.minigan"):
+        assert hooks.executed_notebook(lesson) is None
+    assert "another version" in caplog.text
+    nb = _executed_copy(lesson, tmp_path, "out\n")
+    nb.metadata["minigan_lesson"]["ok"] = False
+    nbformat.write(nb, tmp_path / f"{lesson.stem}.ipynb")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="mkdocs.hooks.minigan"):
+        assert hooks.executed_notebook(lesson) is None
+    assert "failed" in caplog.text
+
+
+def test_hooks_document_every_public_module():
+    hooks = _hooks()
     names = sorted(
         p.stem
         for p in (ROOT / "minigan").glob("*.py")
@@ -78,23 +149,49 @@ def test_public_functions_and_classes_have_docstrings(name):
 
 
 def test_mkdocs_build_strict(tmp_path):
-    for mod in ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python", "jupytext"):
+    for mod in (
+        "mkdocs",
+        "material",
+        "mkdocstrings",
+        "mkdocstrings_handlers.python",
+        "jupytext",
+        "nbformat",
+        "mathjax",  # django-static-mathjax
+    ):
         try:
             found = importlib.util.find_spec(mod) is not None
         except ModuleNotFoundError:
             found = False
         if not found:
             pytest.skip(f"{mod} is not installed (pip install -e '.[docs]')")
+    lessons = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.py"))
+    # One lesson with (made-up) outputs: the page must show them and serve the figure.
+    _executed_copy(lessons[0], tmp_path / "notebooks", "printed by the first code cell\n")
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        env={
+            **os.environ,
+            "NO_MKDOCS_2_WARNING": "1",
+            "MINIGAN_DOCS_NOTEBOOKS": str(tmp_path / "notebooks"),
+        },
     )
     assert result.returncode == 0, result.stdout + result.stderr
     site = tmp_path / "site"
+    first = (site / "lessons" / lessons[0].stem / "index.html").read_text(encoding="utf-8")
+    assert "printed by the first code cell" in first
+    figures = re.findall(r'<img[^>]+src="([^"]+\.png)"', first)
+    assert figures, "the executed lesson's figure is not on its page"
+    for src in figures:
+        assert (site / "lessons" / lessons[0].stem / src).resolve().is_file(), src
+    # MathJax comes from the site itself; no page loads a script from another host.
+    assert (site / "assets" / "mathjax" / "tex-mml-chtml.js").is_file()
+    for page in site.rglob("*.html"):
+        remote = re.findall(r'<script[^>]+src="(https?:)?//', page.read_text(encoding="utf-8"))
+        assert not remote, f"{page.relative_to(site)} loads a script from another host"
     for page in (
         "index.html",
         "math/index.html",
@@ -103,7 +200,6 @@ def test_mkdocs_build_strict(tmp_path):
         "benchmarks/index.html",
     ):
         assert (site / page).is_file(), page
-    lessons = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.py"))
     for lesson in lessons:
         assert (site / "lessons" / lesson.stem / "index.html").is_file(), lesson.name
     for name in MODULES:

@@ -7,6 +7,9 @@ student would: ``python lessons/run_lessons.py lessons/NN_slug.py`` with
 
 Lessons that read MNIST are skipped (with the reason) when the files are not available locally;
 nothing is downloaded by the test suite.
+
+With ``MINIGAN_DOCS_NOTEBOOKS=DIR`` set, the executed notebooks are kept in ``DIR``, which is
+what ``docs/hooks.py`` renders on the documentation site: CI runs each lesson once for both.
 """
 
 from __future__ import annotations
@@ -76,9 +79,13 @@ def test_lesson_runs_in_small_mode(lesson):
             )
         env["MINIGAN_DATA_DIR"] = str(data)
     # One BLAS thread: the lessons multiply small matrices, and a busy test machine makes
-    # multi-threaded BLAS much slower there (see run_lessons.py). Outputs are not kept.
+    # multi-threaded BLAS much slower there (see run_lessons.py). Outputs are kept only for
+    # the documentation site (MINIGAN_DOCS_NOTEBOOKS).
+    keep = (
+        ["--output-dir", env["MINIGAN_DOCS_NOTEBOOKS"]] if env.get("MINIGAN_DOCS_NOTEBOOKS") else []
+    )
     result = subprocess.run(
-        [sys.executable, str(RUNNER), "--blas-threads", "1", str(lesson)],
+        [sys.executable, str(RUNNER), "--blas-threads", "1", *keep, str(lesson)],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -87,6 +94,45 @@ def test_lesson_runs_in_small_mode(lesson):
     )
     assert result.returncode == 0, f"{lesson.name} failed:\n{result.stdout}\n{result.stderr}"
     assert "ok " in result.stdout and lesson.name in result.stdout
+
+
+def test_gpu_lesson_runs_without_array_api_strict(tmp_path):
+    """Lesson 10 after a plain ``pip install -e .``: array_api_strict (the dev extra) missing."""
+    for mod in ("jupytext", "nbclient", "ipykernel"):
+        if importlib.util.find_spec(mod) is None:
+            pytest.skip(f"{mod} is not installed (pip install -e '.[dev]')")
+    from minigan.backend import cupy_available
+
+    if cupy_available():
+        pytest.skip("a GPU is present: lesson 10 compares with it, not with array_api_strict")
+    data = _mnist_dir()
+    if data is None:
+        pytest.skip("lesson 10 reads MNIST, which is not available offline here")
+    # A module of that name first on the path hides the installed package from the kernel.
+    (tmp_path / "array_api_strict.py").write_text('raise ImportError("hidden by the test")\n')
+    path = os.pathsep.join([str(tmp_path), str(ROOT), os.environ.get("PYTHONPATH", "")])
+    env = dict(os.environ, MINIGAN_LESSON_MODE="small", MINIGAN_DATA_DIR=str(data), PYTHONPATH=path)
+    env.pop("MINIGAN_DOCS_NOTEBOOKS", None)
+    lesson = ROOT / "lessons" / "10_gpu_with_cupy.py"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(RUNNER),
+            "--blas-threads",
+            "1",
+            "--output-dir",
+            str(tmp_path),
+            str(lesson),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, f"{lesson.name} failed:\n{result.stdout}\n{result.stderr}"
+    printed = (tmp_path / "10_gpu_with_cupy.ipynb").read_text(encoding="utf-8")
+    assert "array_api_strict is not installed" in printed  # the lesson really took that path
 
 
 def test_runner_fails_on_a_cell_error(tmp_path):
