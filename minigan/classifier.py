@@ -26,7 +26,6 @@ up to one pixel. It reaches about 98.7% test accuracy (``tests/test_metrics.py``
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import math
@@ -276,98 +275,22 @@ def get_spec(dataset: str) -> ClassifierSpec:
 # ----------------------------------------------------------------------------------------------
 # Real images of each dataset
 # ----------------------------------------------------------------------------------------------
-_FOLDERS = {"mnist": "mnist", "fashion-mnist": "fashion-mnist", "cifar10": "cifar-10"}
-_IDX_FILES = {
-    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
-}
-_CIFAR_FILES = {"train": [f"data_batch_{i}.bin" for i in range(1, 6)], "test": ["test_batch.bin"]}
-
-
-def _dataset_folder(dataset: str, data_dir, probe: str) -> Path:
-    from .data import default_data_dir
-
-    root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
-    folder = _FOLDERS[dataset]
-    # root itself only when named like the dataset: MNIST and Fashion-MNIST share file names
-    for cand in (root / folder, root.parent / folder):
-        if (cand / probe).is_file() or (cand / (probe + ".gz")).is_file():
-            return cand
-    raise FileNotFoundError(
-        f"{dataset}: no {probe} in {root / folder} or {root.parent / folder}; "
-        f"pass data_dir= (the folder holding the {folder}/ folder)"
-    )
-
-
-def _read_cifar(folder: Path, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    parts = []
-    for name in names:
-        path = folder / name
-        if not path.is_file():
-            path = folder / (name + ".gz")
-        if not path.is_file():
-            continue
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rb") as f:
-            raw = np.frombuffer(f.read(), dtype=np.uint8)
-        if raw.size % 3073:
-            raise ValueError(f"{path}: not a CIFAR-10 binary batch (size {raw.size} % 3073 != 0)")
-        parts.append(raw.reshape(-1, 3073))
-    rows = np.concatenate(parts, axis=0)
-    return rows[:, 1:].reshape(-1, 3, 32, 32).copy(), rows[:, 0].copy()
-
-
-def load_dataset(dataset: str, split: str = "train", data_dir=None):
+def load_dataset(dataset: str, split: str = "train", data_dir=None, **options):
     """Real images and labels of one split: uint8 (N, C, H, W) and uint8 (N,).
 
-    Uses :func:`minigan.data.load` where minigan has it; until then MNIST comes from
-    :func:`minigan.data.load_mnist`, Fashion-MNIST from its IDX files
-    (:func:`minigan.data.load_idx_pair`) and CIFAR-10 from the binary batches present, found in
-    ``data_dir/<folder>``, ``data_dir`` or ``data_dir/../<folder>`` (``data_dir`` default: see
-    :func:`minigan.data.default_data_dir`), folders ``mnist``, ``fashion-mnist``, ``cifar-10``.
+    :func:`minigan.data.load` with ``root=data_dir`` (``options`` such as CIFAR-10's
+    ``batches=(1,)`` pass through).
 
     Raises
     ------
-    KeyError
-        Unknown dataset (the message lists the known ones).
     ValueError
-        Unknown split; a corrupt file.
+        Unknown dataset or split (the message lists the known ones); a corrupt file.
     FileNotFoundError
         The files are not there (the message says where it looked).
     """
-    from . import data
+    from .data import load
 
-    if hasattr(data, "load"):  # the dataset registry of minigan.data, once it exists
-        return data.load(dataset, split, root=data_dir)
-    if dataset not in _READERS:
-        raise KeyError(f"unknown dataset {dataset!r}; known: {sorted(_READERS)}")
-    if split not in ("train", "test"):
-        raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
-    return _READERS[dataset](dataset, split, data_dir)
-
-
-def _read_mnist(dataset: str, split: str, data_dir):
-    from .data import load_mnist
-
-    images, labels = load_mnist(split, root=data_dir)
-    return images[:, None, :, :], labels
-
-
-def _read_idx(dataset: str, split: str, data_dir):
-    from .data import load_idx_pair
-
-    folder = _dataset_folder(dataset, data_dir, _IDX_FILES[split][0][:-3])
-    images, labels = load_idx_pair(*(folder / n for n in _IDX_FILES[split]))
-    return images[:, None, :, :], labels
-
-
-def _read_cifar_split(dataset: str, split: str, data_dir):
-    names = _CIFAR_FILES[split]
-    return _read_cifar(_dataset_folder(dataset, data_dir, names[0]), names)
-
-
-# Stand-in readers (dataset -> reader) until minigan.data.load exists.
-_READERS = {"mnist": _read_mnist, "fashion-mnist": _read_idx, "cifar10": _read_cifar_split}
+    return load(dataset, split, root=data_dir, **options)
 
 
 def spec_images(spec: ClassifierSpec, which: str, data_dir=None):

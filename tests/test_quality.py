@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import MNIST_DIR, needs_mnist
+from conftest import MNIST_DIR, needs_fashion, needs_mnist
 
 from minigan.checkpoint import load_checkpoint, save_checkpoint
 from minigan.classifier import (
@@ -33,10 +33,6 @@ from minigan.metrics import (
 )
 
 SHARED = Path(MNIST_DIR).parent if MNIST_DIR else None
-HAS_FASHION = SHARED is not None and (SHARED / "fashion-mnist").is_dir()
-needs_fashion = pytest.mark.skipif(
-    not HAS_FASHION, reason="Fashion-MNIST not found next to $MINIGAN_DATA_DIR"
-)
 TINY = ClassifierConfig(hidden=(16,), epochs=1, batch_size=128)
 
 
@@ -91,8 +87,8 @@ def test_cifar_mlp_placeholder_builds_for_rgb_images(rng):
 
 @needs_fashion
 def test_fashion_mnist_is_read_from_its_own_folder():
-    images, labels = load_dataset("fashion-mnist", "test", MNIST_DIR)
-    mnist, _ = load_dataset("mnist", "test", MNIST_DIR)
+    images, labels = load_dataset("fashion-mnist", "test", SHARED)
+    mnist, _ = load_dataset("mnist", "test", SHARED)
     assert images.shape == mnist.shape == (10000, 1, 28, 28) and images.dtype == np.uint8
     assert np.bincount(labels).tolist() == [1000] * 10
     assert abs(images.mean() - 73.1466) < 1e-3  # the README's test-set mean, not MNIST's
@@ -100,7 +96,7 @@ def test_fashion_mnist_is_read_from_its_own_folder():
 
 @needs_fashion
 def test_tiny_fashion_classifier_learns(tmp_path):
-    clf = train_classifier(TINY, dataset="fashion-mnist", data_dir=MNIST_DIR)
+    clf = train_classifier(TINY, dataset="fashion-mnist", data_dir=SHARED)
     assert clf.spec.dataset == "fashion-mnist" and clf.test_accuracy > 0.7  # chance: 0.1
     back = type(clf).load(clf.save(tmp_path / "f.npz"))
     assert back.spec.dataset == "fashion-mnist" and back.test_accuracy == clf.test_accuracy
