@@ -272,7 +272,7 @@ def test_epoch_metrics_are_plotted_for_fashion_mnist(tmp_path, monkeypatch):
     )
     lines = []
     diag = TrainingDiagnostics(
-        _tiny_gan(), metrics_every=1, metrics_samples=50, data_dir=MNIST_DIR, out_dir=tmp_path,
+        _tiny_gan(), metrics_every=1, metrics_samples=50, data_dir=SHARED, out_dir=tmp_path,
         say=lines.append, dataset="fashion-mnist", holdout=[50000, 60000],
     )  # fmt: skip
     row = diag.on_epoch_end(1, 10)
