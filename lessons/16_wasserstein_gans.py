@@ -330,13 +330,15 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# The clipped critic's gradient is orders of magnitude below 1: with every weight in
-# $[-0.01, 0.01]$ each of its four Linear layers shrinks the gradient, so $\hat W$ is a
-# tiny number whose scale says nothing about the distance, and its weights gather at the
-# clipping bounds. The penalised critic is a smooth ramp from the blob up to the ring with
-# gradient norms near 1 along the interpolates, what an optimal 1-Lipschitz critic looks
-# like. (The contour of the clipped critic is almost flat for the same reason; its colour
-# scale is hundreds of times narrower.)
+# The clipped critic's gradient is two to five orders of magnitude below 1 (small mode: a
+# shorter run, even smaller): with every weight in $[-0.01, 0.01]$ each of its four Linear
+# layers shrinks the gradient, so $\hat W$ is a tiny number whose scale says nothing about the
+# distance, and nearly all of its weights sit at the clipping bounds (right panel, log scale).
+# Its contour has roughly the right shape (low on the blob, high outside the ring) but is
+# piecewise almost linear, and its colour scale is a few hundred times narrower than the
+# penalised critic's. The penalised critic rises smoothly from the blob to the ring, with
+# gradient norms close to 1 along the interpolates: what an optimal 1-Lipschitz critic looks
+# like.
 #
 # ### A WGAN-GP on the ring
 #
@@ -438,8 +440,11 @@ _ = compare(
 # down: it starts high while the samples are a blob in the centre and falls as they spread
 # onto the ring (the table above prints the reference full-mode run, logged in
 # `lessons/reference/16_wasserstein_gans.json`, next to this one). In small mode (300 critic
-# steps, 60 generator updates) the samples have only begun to move; the full run ends with
-# the samples on the ring. Here $\lambda = 0.1$, the value Gulrajani et al. use for their own toy
+# steps, 60 generator updates) the samples have only begun to move. In the full run the
+# samples first overshoot over the whole square, then settle on a circle through the eight
+# modes: every mode is covered, but many samples still lie on the arcs between modes (the
+# share near a mode is in the table): after 1000 generator updates the arcs are not empty
+# yet. Here $\lambda = 0.1$, the value Gulrajani et al. use for their own toy
 # experiments (`gan_toy.py` in their code: a smaller $\lambda$ helps on toy tasks); the paper's
 # $\lambda = 10$ (`WGANGP`'s default) is for images; exercise 3 tries both here.
 
