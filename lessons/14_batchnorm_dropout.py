@@ -254,8 +254,8 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# After about $1/0.1 = 10$ batches the running statistics have forgotten their initial
-# values (0 and 1) and then fluctuate around the true ones. In train mode every batch is
+# The initial values (0 and 1) fade like $0.9^t$ (after 20 batches 12 % of them is left),
+# then the running statistics fluctuate around the true ones. In train mode every batch is
 # normalised to mean $\beta = 0$ exactly, whatever it contains; in eval mode a batch is
 # normalised with what the layer has seen, so a batch that is unusual stays unusual.
 #
@@ -264,7 +264,8 @@ plt.show()
 # A GAN step gives D a real batch and a fake batch. For a discriminator made only of
 # row-by-row layers it does not matter whether they go through as one joint batch
 # `[real; fake]` of `2N` rows or as two passes; minigan uses the joint pass because it is
-# faster (lesson 9). With batch norm it matters:
+# faster (one forward and one backward on larger matrices; `GAN._d_outputs` shows both
+# forms). With batch norm it matters:
 #
 # - in a joint pass the statistics are those of the *mixture*, so a fake row's output
 #   depends on the real rows of the batch (and vice versa): D can compare the halves rather

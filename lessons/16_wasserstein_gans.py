@@ -437,15 +437,16 @@ _ = compare(
 
 # %% [markdown]
 # Unlike lesson 8's losses, the critic's estimate $\hat W$ is a distance and is meant to go
-# down: it starts high while the samples are a blob in the centre and falls as they spread
-# onto the ring (the table above prints the reference full-mode run, logged in
-# `lessons/reference/16_wasserstein_gans.json`, next to this one). In small mode (300 critic
-# steps, 60 generator updates) the samples have only begun to move. In the full run the
-# samples first overshoot over the whole square, then settle on a circle through the eight
-# modes: every mode is covered, but many samples still lie on the arcs between modes (the
-# share near a mode is in the table): after 1000 generator updates the arcs are not empty
-# yet. Here $\lambda = 0.1$, the value Gulrajani et al. use for their own toy
-# experiments (`gan_toy.py` in their code: a smaller $\lambda$ helps on toy tasks); the paper's
+# down. After a transient in the first few hundred critic steps (the critic's first fits,
+# while the samples leave the centre and overshoot over the whole square) it falls steadily
+# as the samples settle onto the ring. The table above prints the reference full-mode run,
+# logged in `lessons/reference/16_wasserstein_gans.json`, next to this one. In small mode
+# (300 critic steps, 60 generator updates) the samples have only begun to move. In the full
+# run they end on a circle through the eight modes: every mode is covered, but many samples
+# still lie on the arcs between modes (the share near a mode is in the table); after 1000
+# generator updates the arcs are not empty yet. Here $\lambda = 0.1$, the value Gulrajani et
+# al. use for their own toy experiments (`gan_toy.py` in their code: a smaller $\lambda$
+# helps on toy tasks); the paper's
 # $\lambda = 10$ (`WGANGP`'s default) is for images; exercise 3 tries both here.
 
 # %%
