@@ -601,9 +601,7 @@ class LeakyReLU(Module):
         tangent = _cached_tangent(self)
         if not input_grad:
             return None, None
-        return F.leaky_relu_fast_jvp_backward(
-            dout, dtangent, self._slope(dtangent.dtype), tangent
-        )
+        return F.leaky_relu_fast_jvp_backward(dout, dtangent, self._slope(dtangent.dtype), tangent)
 
     def _slope(self, dtype):
         """The local slope ``dy/dx`` (1 or ``negative_slope``) of the last forward, as floats.
