@@ -224,12 +224,14 @@ if mnist_run is not None:
     show(mnist_run, "DCGAN, MNIST")
 
 # %% [markdown]
-# In full mode the grid shows sharp digits of every class after the first epoch already,
-# sharper than the MLP GAN of lesson 9 after many: convolutions share weights across the
-# image, so a stroke detector learnt in one place works everywhere. The curves look like
-# lesson 9's: D's loss hovers below $\log 4$ and $D(x)$ above $D(G(z))$, neither running
-# away, which is the sign of a game in balance rather than of progress. Measure quality with
-# `minigan evaluate` (lesson 18), not with the losses.
+# What to look for in the full-mode grid, next to lesson 9's MLP grid: are the strokes
+# continuous and of even width, and does every digit appear? Convolutions share their
+# weights across the image, so a stroke detector learnt in one place works everywhere, and
+# a DCGAN needs far fewer parameters than the MLP GAN (compare the counts above). In the
+# curves, look for lesson 9's signature of a balanced game: D's loss staying below
+# $\log 4$ without heading to 0, $D(x)$ above $D(G(z))$ without running away. The curves do
+# not measure quality: `minigan evaluate` on the run's checkpoint does (lesson 18). (The small
+# mode's few dozen steps show noise turning into the first blobs and strokes.)
 #
 # ### DCGAN on Fashion-MNIST
 #
@@ -242,9 +244,10 @@ if fashion_run is not None:
     show(fashion_run, "DCGAN, Fashion-MNIST")
 
 # %% [markdown]
-# Fashion-MNIST is harder: textures (knitwear, prints) and more varied shapes. In full mode
-# the silhouettes of shirts, trousers, shoes and bags appear first; the textures come later
-# and stay smoother than the real ones.
+# Fashion-MNIST is harder: textures (knitwear, prints) and more varied shapes within a class.
+# Look at whether all ten kinds of garment appear (shirts, trousers, shoes, bags...) and at
+# the textures, which are the hardest part for a small generator; `minigan evaluate` has a
+# Fashion-MNIST classifier for the numbers.
 
 # %%
 print(f"lesson ran in {time.perf_counter() - t_lesson:.0f} s")
