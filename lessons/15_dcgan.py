@@ -42,7 +42,7 @@ import numpy as np
 
 import minigan
 from minigan import viz
-from minigan.data import load_mnist
+from minigan.data import DatasetNotFoundError, load_mnist
 from minigan.dcgan import dcgan_discriminator, dcgan_generator, dcgan_stages
 from minigan.gan import mixes_batch_rows
 from minigan.presets import PRESETS
@@ -186,10 +186,14 @@ def train_dcgan(dataset):
         print(f"skipped {dataset}: no preset 'dcgan' in this minigan")
         return None
     t0 = time.perf_counter()
-    history = minigan.train(
-        preset="dcgan", dataset=dataset, data_dir=DATA_ROOT, out_dir=tempfile.mkdtemp(),
-        max_steps=STEPS, limit=LIMIT, progress=False, seed=0,
-    )  # fmt: skip
+    try:
+        history = minigan.train(
+            preset="dcgan", dataset=dataset, data_dir=DATA_ROOT, out_dir=tempfile.mkdtemp(),
+            max_steps=STEPS, limit=LIMIT, progress=False, seed=0,
+        )  # fmt: skip
+    except DatasetNotFoundError as exc:  # e.g. Fashion-MNIST not downloaded, no network
+        print(f"skipped {dataset}: {exc}")
+        return None
     print(f"{dataset}: {len(history.steps)} steps in {time.perf_counter() - t0:.0f} s, "
           f"D joint batch: {history.gan.d_joint_batch}")  # fmt: skip
     return history
