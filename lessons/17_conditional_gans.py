@@ -64,8 +64,8 @@ if not HAVE_CGAN:
 
 N_PER_CLASS = (10, 50) if SMALL else (10, 100, 1000)
 CGAN_STEPS = 40 if SMALL else 4000  # cGAN steps on each small labelled set
-GEN_PER_CLASS = 50 if SMALL else 1000  # generated images added per class
-CLF_STEPS = 60 if SMALL else 2000  # classifier steps for every training set
+GEN_PER_CLASS = 30 if SMALL else 1000  # generated images added per class
+CLF_STEPS = 40 if SMALL else 2000  # classifier steps for every training set
 CAS_N = 2000 if SMALL else 60000  # generated images the CAS classifier trains on
 CGAN_EPOCHS = 10  # full mode: the cGAN of the CAS section (small mode: a few steps)
 
