@@ -808,6 +808,7 @@ def _loop_options(**opts: Any) -> dict[str, Any]:
     _check_int("max_steps", opts["max_steps"], 1, allow_none=True)
     _check_int("metrics_every", opts["metrics_every"], 1, allow_none=True)
     _check_int("metrics_samples", opts["metrics_samples"], 10)
+    _check_int("threads", opts["threads"], 1, allow_none=True)
     return opts
 
 
@@ -831,6 +832,7 @@ def train(
     health: bool = True,
     metrics_every: int | None = None,
     metrics_samples: int = 2000,
+    threads: int | None = None,
     **overrides: Any,
 ) -> History:
     """Train a preset's GAN on a dataset and write its pictures, log and checkpoints.
@@ -887,6 +889,12 @@ def train(
         plot ``metrics.png``. The first use trains and caches the classifier (about a minute).
     metrics_samples : int
         Images per metrics evaluation (>= 10; default 2000).
+    threads : int, optional
+        Run NumPy's BLAS (and OpenMP) with at most this many threads during the loop
+        (``threadpoolctl.threadpool_limits``); None leaves them as they are (one per core).
+        ``threads=1`` is faster when another busy process shares a small machine: on 2 cores
+        with a second process at full load, OpenBLAS's 2 threads keep waiting for each other
+        (a run fell from ~48 to ~6 steps/s), one thread does not (``docs/benchmarks.md``).
     **overrides
         Preset fields or shortcuts (``lr=1e-4``, ``g_loss="saturating"``,
         ``g_hidden=(128,)``, ``objective="minimax"``...; see
@@ -931,6 +939,7 @@ def train(
         log_every=log_every, max_steps=max_steps, metrics_every=metrics_every,
         metrics_samples=metrics_samples, progress=progress, health=health,
         sample_every_epoch=sample_every_epoch, checkpoint_every_epoch=checkpoint_every_epoch,
+        threads=threads,
     )  # fmt: skip
     s = _settings(preset, dataset, epochs, batch_size, seed, limit, resume, overrides)
     if metrics_every is not None and not s.dataset.classifier_metrics:
@@ -957,7 +966,10 @@ def train(
     if s.ck_state is not None:
         trainer.restore(s.ck_state)
         s.ck_state = None  # free the host copy
-    return trainer.run()
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=threads):  # None: no change
+        return trainer.run()
 
 
 def train_mnist(
@@ -979,6 +991,7 @@ def train_mnist(
     health: bool = True,
     metrics_every: int | None = None,
     metrics_samples: int = 2000,
+    threads: int | None = None,
     **overrides: Any,
 ) -> History:
     """Train a GAN on the real MNIST training set: ``train(preset, "mnist", ...)``.
@@ -1033,6 +1046,12 @@ def train_mnist(
         plot ``metrics.png``. The first use trains and caches the classifier (about a minute).
     metrics_samples : int
         Images per metrics evaluation (>= 10; default 2000).
+    threads : int, optional
+        Run NumPy's BLAS (and OpenMP) with at most this many threads during the loop
+        (``threadpoolctl.threadpool_limits``); None leaves them as they are (one per core).
+        ``threads=1`` is faster when another busy process shares a small machine: on 2 cores
+        with a second process at full load, OpenBLAS's 2 threads keep waiting for each other
+        (a run fell from ~48 to ~6 steps/s), one thread does not (``docs/benchmarks.md``).
     **overrides
         Passed to :func:`minigan.gan.build_gan`: preset fields (``lr=1e-4``,
         ``g_loss="saturating"``, ``g_hidden=(128,)``...) or ``dtype``.
@@ -1077,5 +1096,6 @@ def train_mnist(
         preset, "mnist", epochs, batch_size, device, seed, data_dir, out_dir, resume, progress,
         log_every=log_every, sample_every_epoch=sample_every_epoch, max_steps=max_steps,
         limit=limit, checkpoint_every_epoch=checkpoint_every_epoch, health=health,
-        metrics_every=metrics_every, metrics_samples=metrics_samples, **overrides,
+        metrics_every=metrics_every, metrics_samples=metrics_samples, threads=threads,
+        **overrides,
     )  # fmt: skip
