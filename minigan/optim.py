@@ -300,6 +300,7 @@ class Adam(Optimizer):
     """
 
     buffer_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    block = 1 << 17  # elements per block of the flat fast path (see _blocks)
 
     def __init__(
         self,
@@ -353,7 +354,10 @@ class Adam(Optimizer):
                 g = g + self.weight_decay * data
             fast = ufuncs_with_out(data)
             if fast is not None:  # NumPy/CuPy: the lines below, without temporaries
-                self._step_out(fast, data, g, m, v, max_sq, step_size, sqrt_bias_correction2)
+                args = (step_size, sqrt_bias_correction2)
+                for z in _blocks(data, self.block):  # the flat arrays block by block
+                    mz = None if max_sq is None else max_sq[z]
+                    self._step_out(fast, data[z], g[z], m[z], v[z], mz, *args)
                 continue
             xp = array_namespace(data)
             m *= self.beta1
@@ -402,6 +406,19 @@ class Adam(Optimizer):
                 (size,), dtype=like.dtype, device=device_of(like)
             )
         return bufs[key][: like.size].reshape(like.shape)
+
+
+def _blocks(x, block: int) -> list[Any]:
+    """Indices of ``x`` in blocks of ``block`` elements when ``x`` is flat, else ``[...]``.
+
+    The fast path runs Adam's dozen elementwise lines block by block over the flat arrays,
+    so that each block stays in the CPU cache from the first line to the last instead of
+    every line streaming the whole parameter set through memory (about 35% less time for
+    Adam here; ``docs/benchmarks.md``). Elementwise lines: the same numbers, bit for bit.
+    """
+    if x.ndim != 1:
+        return [...]
+    return [slice(a, a + block) for a in range(0, x.shape[0], block)]
 
 
 class RMSprop(Optimizer):
