@@ -589,18 +589,26 @@ class _Recorder:
 
     def __init__(self, trainer: _Trainer):
         self.t = trainer
-        self.pending: list[tuple[int, int, dict[str, Any]]] = []
+        self.pending: list[tuple[int, int, Any]] = []  # (step, epoch, (n_metrics,) array)
 
     def add(self, step: int, epoch: int, out: dict[str, Any]) -> None:
-        self.pending.append((step, epoch, out))
+        xp = self.t.gan.backend.xp
+        self.pending.append((step, epoch, xp.stack([out[k] for k in self.t.names])))
 
-    def flush(self, check: bool = True) -> None:
-        """Copy the pending results to the host in one transfer; raise _Diverged on NaN/inf."""
+    def flush(self, check: bool = True, extra: dict[str, Any] | None = None) -> dict[str, float]:
+        """Copy the pending results, and the 0-d arrays of ``extra``, to the host in one
+        transfer; raise _Diverged on NaN/inf. Returns ``extra`` as host floats."""
+        extra = extra or {}
         if not self.pending:
-            return
+            return {k: float(v) for k, v in extra.items()}
         xp, names = self.t.gan.backend.xp, self.t.names
-        stacked = xp.stack([xp.stack([out[k] for k in names]) for _, _, out in self.pending])
-        values = to_numpy(stacked).astype(np.float64)  # (L, n_metrics): the one host sync
+        stacked = xp.stack([v for _, _, v in self.pending])  # (L, n_metrics)
+        flat = xp.concat(
+            [xp.reshape(stacked, (-1,)), *(xp.reshape(v, (1,)) for v in extra.values())]
+        )
+        host = to_numpy(flat).astype(np.float64)  # the one host sync
+        values = host[: stacked.shape[0] * len(names)].reshape(stacked.shape)
+        host_extra = dict(zip(extra, map(float, host[values.size :]), strict=True))
         rows = [
             {"step": s, "epoch": e} | dict(zip(names, map(float, v), strict=True))
             for (s, e, _), v in zip(self.pending, values, strict=True)
@@ -614,6 +622,7 @@ class _Recorder:
         last = rows[-1]
         postfix = {LABELS.get(k, k): f"{last[k]:.3f}" for k in names}
         self.t.bar.set_postfix(postfix, refresh=False)
+        return host_extra
 
 
 # ----------------------------------------------------------------------------------------------
@@ -707,9 +716,9 @@ class _Trainer:
             self.bar.update(1)
             if self.step % log_every == 0:
                 # ---- at log interval: the only host sync inside an epoch ----
-                self.recorder.flush()
+                stats = self.recorder.flush(extra=self.diag.device_stats())  # + grad norms
                 self.checkpoints.mark_good()
-                self.diag.on_log(self.step, self.history.steps[-log_every:])  # health checks
+                self.diag.on_log(self.step, self.history.steps[-log_every:], stats)  # health
             if guard.requested:
                 raise _StopRequested
             if max_steps is not None and self.step >= max_steps:

@@ -391,3 +391,27 @@ def test_threads_limits_blas_inside_the_loop_only(tmp_path, monkeypatch):
         assert blas_threads() == outside  # restored after the loop
     assert outside and all(n == 2 for n in outside)
     assert len(seen) == 3 and all(n == [1] * len(outside) for n in seen)
+
+
+@needs_mnist
+def test_grad_norms_come_with_the_interval_transfer(tmp_path, monkeypatch):
+    """The loop copies the gradient norms with the losses (one transfer per log interval);
+    the health checks get the same numbers grad_norm reads on its own."""
+    from minigan.health import TrainingDiagnostics, grad_norm
+
+    got, real_on_log = [], TrainingDiagnostics.on_log
+
+    def on_log(self, step, rows, host_stats=None):
+        want = {"g_grad_norm": grad_norm(self.gan.generator)}
+        want["d_grad_norm"] = grad_norm(self.gan.discriminator)
+        got.append((host_stats, want))
+        return real_on_log(self, step, rows, host_stats)
+
+    monkeypatch.setattr(TrainingDiagnostics, "on_log", on_log)
+    train_mnist(out_dir=tmp_path / "a", max_steps=10, epochs=1, **TINY)
+    assert len(got) == 2  # log_every=5
+    for host_stats, want in got:
+        assert host_stats.keys() == want.keys()
+        for k, v in want.items():
+            assert isinstance(host_stats[k], float) and v > 0
+            assert host_stats[k] == pytest.approx(v, rel=1e-6)
