@@ -295,8 +295,9 @@ class Adam(Optimizer):
     :meth:`step` shows the update as plain array-API lines (they run on array-api-strict).
     On NumPy and CuPy the same operations, in the same order, run through ``_step_out``,
     which writes every intermediate into one reused scratch buffer (``out=``) instead of six
-    fresh arrays. Results are identical bit for bit (``tests/test_fastpath.py``); timings in
-    ``docs/benchmarks.md``.
+    fresh arrays, over the flat arrays of all parameters (module docstring) in blocks of
+    ``block`` elements that stay in the CPU cache (:func:`_blocks`). Results are identical bit
+    for bit (``tests/test_fastpath.py``); timings in ``docs/benchmarks.md``.
     """
 
     buffer_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
@@ -455,7 +456,8 @@ class RMSprop(Optimizer):
     -----
     State keys as in PyTorch: ``square_avg``, ``grad_avg`` (centered), ``momentum_buffer``.
     Plain array-API lines on every backend (no ``out=`` fast path: WGAN's critic is small
-    next to the penalty that dominates its step).
+    next to the penalty that dominates its step); on NumPy/CuPy they run once over the flat
+    arrays (module docstring).
     """
 
     buffer_names = ("square_avg", "grad_avg", "momentum_buffer")
