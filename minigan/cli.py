@@ -103,6 +103,13 @@ def _add_train_flags(p, *, dataset: bool) -> None:
     )
     p.add_argument("--log-every", type=int, default=50, help="steps between loss transfers")
     p.add_argument("--lr", type=float, default=None, help="learning rate; None = the preset's")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="BLAS threads during training; None = one per core. 1 is faster when another "
+        "busy process shares a small machine (docs/benchmarks.md)",
+    )
 
 
 _TRAIN_EPILOG = (
@@ -154,6 +161,7 @@ def _run_train(args) -> int:
         log_every=args.log_every,
         max_steps=args.max_steps,
         limit=args.limit,
+        threads=args.threads,
         **overrides,
     )
     print(f"done: {len(history.steps)} steps; wrote to {history.out_dir}:")

@@ -43,8 +43,16 @@ from typing import Any
 import numpy as np
 
 from .backend import array_namespace
+from .layers import flat_gradient
 
-__all__ = ["HealthWarning", "HealthMonitor", "TrainingDiagnostics", "CODES", "grad_norm"]
+__all__ = [
+    "HealthWarning",
+    "HealthMonitor",
+    "TrainingDiagnostics",
+    "CODES",
+    "grad_norm",
+    "grad_norm_device",
+]
 
 #: Warning codes with their suggested fixes.
 CODES: dict[str, str] = {
@@ -106,13 +114,33 @@ def grad_norm(module) -> float:
 
     Reads one number back from the device: call it at logging intervals only. After
     :meth:`minigan.gan.GAN.train_step` the gradients of the last step are still there (they are
-    zeroed at the start of the next one).
+    zeroed at the start of the next one). :func:`grad_norm_device` is the same without the
+    host read (the training loop folds it into its one transfer per log interval).
+    """
+    if not module.parameters():
+        return 0.0
+    return float(grad_norm_device(module))
+
+
+def grad_norm_device(module):
+    """:func:`grad_norm` as a 0-d array on the module's device (no host sync).
+
+    When the gradients are one optimizer's flat buffer (:func:`minigan.layers.flat_gradient`)
+    the sum runs over that one array: the same norm up to summation order.
+
+    Raises
+    ------
+    ValueError
+        The module has no parameters.
     """
     params = module.parameters()
     if not params:
-        return 0.0
+        raise ValueError(f"grad_norm_device: {type(module).__name__} has no parameters")
     xp = array_namespace(params[0].grad)
-    return float(xp.sqrt(sum(xp.sum(p.grad * p.grad) for p in params)))
+    flat = flat_gradient(params)
+    if flat is not None:
+        return xp.asarray(xp.sqrt(xp.sum(flat * flat)))
+    return xp.asarray(xp.sqrt(sum(xp.sum(p.grad * p.grad) for p in params)))
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -394,7 +422,8 @@ class TrainingDiagnostics:
     """What :func:`minigan.train_mnist` runs at its log interval and after each epoch.
 
     * at each log interval (:meth:`on_log`): the means of the interval's D loss, G loss,
-      D(x), D(G(z)) and the gradient norms of G and D (two host reads) go to a
+      D(x), D(G(z)) and the gradient norms of G and D (:meth:`device_stats`, copied to the
+      host with the loop's one transfer of the interval) go to a
       :class:`HealthMonitor`; new warnings are printed with ``say``;
     * every ``metrics_every`` epochs (:meth:`on_epoch_end`):
       :func:`minigan.metrics.classifier_metrics` of ``metrics_samples`` images from fixed
@@ -487,14 +516,30 @@ class TrainingDiagnostics:
         for w in warnings:
             self.say(str(w))
 
-    def on_log(self, step: int, rows) -> list[HealthWarning]:
-        """Check the rows of one log interval (dicts of the step's metrics, e.g. d_loss)."""
+    def device_stats(self) -> dict[str, Any]:
+        """The gradient norms :meth:`on_log` checks, as 0-d device arrays (no host sync),
+        so that the caller can copy them to the host with its own transfer; ``{}`` when the
+        health checks are off."""
+        if not self.health:
+            return {}
+        return {
+            "g_grad_norm": grad_norm_device(self.gan.generator),
+            "d_grad_norm": grad_norm_device(self.gan.discriminator),
+        }
+
+    def on_log(self, step: int, rows, host_stats=None) -> list[HealthWarning]:
+        """Check the rows of one log interval (dicts of the step's metrics, e.g. d_loss).
+
+        ``host_stats``: :meth:`device_stats` already copied to the host (floats); without
+        it the gradient norms are read here (two host syncs).
+        """
         if not self.health or not rows:
             return []
         names = [k for k in rows[0] if k not in ("step", "epoch")]  # the step's own metrics
         stats: dict[str, Any] = {k: float(np.mean([r[k] for r in rows])) for k in names}
-        stats["g_grad_norm"] = grad_norm(self.gan.generator)
-        stats["d_grad_norm"] = grad_norm(self.gan.discriminator)
+        if host_stats is None:
+            host_stats = {k: float(v) for k, v in self.device_stats().items()}
+        stats.update(host_stats)
         new = self.monitor.update(step, stats)
         self._report(new)
         return new

@@ -33,6 +33,9 @@ from .backend import (
 
 __all__ = [
     "Parameter",
+    "FlatParameters",
+    "flatten_parameters",
+    "flat_gradient",
     "Module",
     "Linear",
     "ReLU",
@@ -93,6 +96,126 @@ class Parameter:
         return (
             f"Parameter({type(self.module).__name__}.{self.name}, shape={tuple(self.data.shape)})"
         )
+
+
+class FlatParameters:
+    """Parameters and gradients of several modules as views into one flat array each.
+
+    ``data`` is one 1-D array holding every parameter end to end and ``grad`` one holding
+    every gradient; each module's ``params[name]`` / ``grads[name]`` becomes a view (a reshaped
+    slice) into them, with the same values as before. An update written for one parameter then
+    runs on all of them at once: ``flat.grad[...] = 0`` zeroes every gradient in one array
+    operation, and Adam updates every parameter with a handful of large operations instead of
+    a handful per tensor (the Python overhead and the pass over memory are paid once). The
+    optimizers build one (:func:`flatten_parameters`) and fall back to the per-parameter lines
+    when it does not apply.
+
+    Parameters
+    ----------
+    params : list of Parameter
+        All of one array library, dtype and device, no parameter twice.
+
+    Shapes
+    ------
+    data, grad (sum of the parameters' sizes,); each view has its parameter's shape.
+
+    Notes
+    -----
+    Only NumPy and CuPy (:func:`minigan.functional.ufuncs_with_out`): the array API standard
+    does not promise that a slice is a view, so array-api-strict keeps one array per
+    parameter. Anything that *replaces* a module's array instead of writing into it
+    (``Module.to``, ``module.params[name] = new``) leaves the flat buffer behind:
+    :meth:`intact` then says False and the per-parameter path runs. ``state_dict()`` and
+    checkpoints are unchanged (per-parameter keys). PyTorch has the same idea in
+    ``torch._utils._flatten_dense_tensors`` and the fused/"foreach" optimizers.
+    """
+
+    def __init__(self, params: list[Parameter]):
+        first = params[0].data
+        backend = backend_of(first)
+        self.params = list(params)
+        size = sum(int(p.data.size) for p in self.params)
+        self.data = backend.zeros((size,), first.dtype)
+        self.grad = backend.zeros((size,), first.dtype)
+        self._spans: list[tuple[int, int, tuple[int, ...]]] = []
+        offset = 0
+        for p in self.params:
+            n, shape = int(p.data.size), tuple(p.data.shape)
+            self._spans.append((offset, offset + n, shape))
+            offset += n
+        for p, data, grad in zip(
+            self.params, self.views(self.data), self.views(self.grad), strict=True
+        ):
+            data[...] = p.data
+            grad[...] = p.grad
+            p.module.params[p.name] = data
+            p.module.grads[p.name] = grad
+            p.module._flat_parameters = self  # the newest buffer a module's arrays live in
+        self._data_views = [p.data for p in self.params]
+        self._grad_views = [p.grad for p in self.params]
+
+    def views(self, flat) -> list[Any]:
+        """Per-parameter views into ``flat`` (any 1-D array laid out like ``data``)."""
+        xp = backend_of(flat).xp
+        return [xp.reshape(flat[a:b], shape) for a, b, shape in self._spans]
+
+    def flatten(self, arrays) -> Any:
+        """A new flat array holding copies of ``arrays`` (one per parameter, in order)."""
+        flat = backend_of(self.data).zeros(self.data.shape, self.data.dtype)
+        for view, a in zip(self.views(flat), arrays, strict=True):
+            view[...] = a
+        return flat
+
+    def intact(self, params) -> bool:
+        """True when ``params`` are this buffer's parameters, in order, still its views."""
+        if len(params) != len(self.params):
+            return False
+        for p, q, data, grad in zip(
+            params, self.params, self._data_views, self._grad_views, strict=True
+        ):
+            if p.module is not q.module or p.name != q.name:
+                return False
+            if p.module.params[p.name] is not data or p.module.grads[p.name] is not grad:
+                return False
+        return True
+
+
+def flat_gradient(params):
+    """The one flat gradient array behind exactly ``params`` (in order), else ``None``.
+
+    For whole-gradient reductions (:func:`minigan.optim.clip_grad_norm_`,
+    :func:`minigan.health.grad_norm`): one ``sum(g * g)`` over the flat array instead of one
+    per tensor. ``None`` when the parameters were never flattened, are only part of a flat
+    buffer, were replaced since, or fast paths are off.
+    """
+    params = list(params)
+    if not params:
+        return None
+    flat = getattr(params[0].module, "_flat_parameters", None)
+    if flat is None or F.ufuncs_with_out(flat.grad) is None or not flat.intact(params):
+        return None
+    return flat.grad
+
+
+def flatten_parameters(params) -> FlatParameters | None:
+    """Move ``params`` into one :class:`FlatParameters`, or return ``None`` where it does not apply.
+
+    ``None``: no parameters, a parameter twice, mixed libraries, dtypes or devices, or a
+    library without views of a flat buffer (array-api-strict) or fast paths switched off
+    (:func:`minigan.functional.fast_paths`).
+    """
+    params = list(params)
+    if not params or F.ufuncs_with_out(params[0].data) is None:
+        return None
+    first = params[0].data
+    kind = (type(first), first.dtype, str(backend_of(first).device))
+    for p in params:
+        d = p.data
+        if (type(d), d.dtype, str(backend_of(d).device)) != kind or p.grad.dtype != d.dtype:
+            return None
+    if len({(id(p.module), p.name) for p in params}) != len(params):
+        return None
+    return FlatParameters(params)
 
 
 class Module:

@@ -589,18 +589,26 @@ class _Recorder:
 
     def __init__(self, trainer: _Trainer):
         self.t = trainer
-        self.pending: list[tuple[int, int, dict[str, Any]]] = []
+        self.pending: list[tuple[int, int, Any]] = []  # (step, epoch, (n_metrics,) array)
 
     def add(self, step: int, epoch: int, out: dict[str, Any]) -> None:
-        self.pending.append((step, epoch, out))
+        xp = self.t.gan.backend.xp
+        self.pending.append((step, epoch, xp.stack([out[k] for k in self.t.names])))
 
-    def flush(self, check: bool = True) -> None:
-        """Copy the pending results to the host in one transfer; raise _Diverged on NaN/inf."""
+    def flush(self, check: bool = True, extra: dict[str, Any] | None = None) -> dict[str, float]:
+        """Copy the pending results, and the 0-d arrays of ``extra``, to the host in one
+        transfer; raise _Diverged on NaN/inf. Returns ``extra`` as host floats."""
+        extra = extra or {}
         if not self.pending:
-            return
+            return {k: float(v) for k, v in extra.items()}
         xp, names = self.t.gan.backend.xp, self.t.names
-        stacked = xp.stack([xp.stack([out[k] for k in names]) for _, _, out in self.pending])
-        values = to_numpy(stacked).astype(np.float64)  # (L, n_metrics): the one host sync
+        stacked = xp.stack([v for _, _, v in self.pending])  # (L, n_metrics)
+        flat = xp.concat(
+            [xp.reshape(stacked, (-1,)), *(xp.reshape(v, (1,)) for v in extra.values())]
+        )
+        host = to_numpy(flat).astype(np.float64)  # the one host sync
+        values = host[: stacked.shape[0] * len(names)].reshape(stacked.shape)
+        host_extra = dict(zip(extra, map(float, host[values.size :]), strict=True))
         rows = [
             {"step": s, "epoch": e} | dict(zip(names, map(float, v), strict=True))
             for (s, e, _), v in zip(self.pending, values, strict=True)
@@ -614,6 +622,7 @@ class _Recorder:
         last = rows[-1]
         postfix = {LABELS.get(k, k): f"{last[k]:.3f}" for k in names}
         self.t.bar.set_postfix(postfix, refresh=False)
+        return host_extra
 
 
 # ----------------------------------------------------------------------------------------------
@@ -707,9 +716,9 @@ class _Trainer:
             self.bar.update(1)
             if self.step % log_every == 0:
                 # ---- at log interval: the only host sync inside an epoch ----
-                self.recorder.flush()
+                stats = self.recorder.flush(extra=self.diag.device_stats())  # + grad norms
                 self.checkpoints.mark_good()
-                self.diag.on_log(self.step, self.history.steps[-log_every:])  # health checks
+                self.diag.on_log(self.step, self.history.steps[-log_every:], stats)  # health
             if guard.requested:
                 raise _StopRequested
             if max_steps is not None and self.step >= max_steps:
@@ -808,6 +817,7 @@ def _loop_options(**opts: Any) -> dict[str, Any]:
     _check_int("max_steps", opts["max_steps"], 1, allow_none=True)
     _check_int("metrics_every", opts["metrics_every"], 1, allow_none=True)
     _check_int("metrics_samples", opts["metrics_samples"], 10)
+    _check_int("threads", opts["threads"], 1, allow_none=True)
     return opts
 
 
@@ -831,6 +841,7 @@ def train(
     health: bool = True,
     metrics_every: int | None = None,
     metrics_samples: int = 2000,
+    threads: int | None = None,
     **overrides: Any,
 ) -> History:
     """Train a preset's GAN on a dataset and write its pictures, log and checkpoints.
@@ -887,6 +898,12 @@ def train(
         plot ``metrics.png``. The first use trains and caches the classifier (about a minute).
     metrics_samples : int
         Images per metrics evaluation (>= 10; default 2000).
+    threads : int, optional
+        Run NumPy's BLAS (and OpenMP) with at most this many threads during the loop
+        (``threadpoolctl.threadpool_limits``); None leaves them as they are (one per core).
+        ``threads=1`` is faster when another busy process shares a small machine: on 2 cores
+        with a second process at full load, OpenBLAS's 2 threads keep waiting for each other
+        (a run fell from ~48 to ~6 steps/s), one thread does not (``docs/benchmarks.md``).
     **overrides
         Preset fields or shortcuts (``lr=1e-4``, ``g_loss="saturating"``,
         ``g_hidden=(128,)``, ``objective="minimax"``...; see
@@ -931,6 +948,7 @@ def train(
         log_every=log_every, max_steps=max_steps, metrics_every=metrics_every,
         metrics_samples=metrics_samples, progress=progress, health=health,
         sample_every_epoch=sample_every_epoch, checkpoint_every_epoch=checkpoint_every_epoch,
+        threads=threads,
     )  # fmt: skip
     s = _settings(preset, dataset, epochs, batch_size, seed, limit, resume, overrides)
     if metrics_every is not None and not s.dataset.classifier_metrics:
@@ -957,7 +975,10 @@ def train(
     if s.ck_state is not None:
         trainer.restore(s.ck_state)
         s.ck_state = None  # free the host copy
-    return trainer.run()
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=threads):  # None: no change
+        return trainer.run()
 
 
 def train_mnist(
@@ -979,6 +1000,7 @@ def train_mnist(
     health: bool = True,
     metrics_every: int | None = None,
     metrics_samples: int = 2000,
+    threads: int | None = None,
     **overrides: Any,
 ) -> History:
     """Train a GAN on the real MNIST training set: ``train(preset, "mnist", ...)``.
@@ -1033,6 +1055,12 @@ def train_mnist(
         plot ``metrics.png``. The first use trains and caches the classifier (about a minute).
     metrics_samples : int
         Images per metrics evaluation (>= 10; default 2000).
+    threads : int, optional
+        Run NumPy's BLAS (and OpenMP) with at most this many threads during the loop
+        (``threadpoolctl.threadpool_limits``); None leaves them as they are (one per core).
+        ``threads=1`` is faster when another busy process shares a small machine: on 2 cores
+        with a second process at full load, OpenBLAS's 2 threads keep waiting for each other
+        (a run fell from ~48 to ~6 steps/s), one thread does not (``docs/benchmarks.md``).
     **overrides
         Passed to :func:`minigan.gan.build_gan`: preset fields (``lr=1e-4``,
         ``g_loss="saturating"``, ``g_hidden=(128,)``...) or ``dtype``.
@@ -1077,5 +1105,6 @@ def train_mnist(
         preset, "mnist", epochs, batch_size, device, seed, data_dir, out_dir, resume, progress,
         log_every=log_every, sample_every_epoch=sample_every_epoch, max_steps=max_steps,
         limit=limit, checkpoint_every_epoch=checkpoint_every_epoch, health=health,
-        metrics_every=metrics_every, metrics_samples=metrics_samples, **overrides,
+        metrics_every=metrics_every, metrics_samples=metrics_samples, threads=threads,
+        **overrides,
     )  # fmt: skip

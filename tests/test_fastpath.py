@@ -29,10 +29,12 @@ import pytest
 from conftest import host
 
 from minigan import functional as F
+from minigan.backend import backend_of
 from minigan.functional import fast_paths, ufuncs_with_out
 from minigan.gan import build_gan
-from minigan.layers import LeakyReLU, Linear
-from minigan.optim import Adam
+from minigan.health import grad_norm
+from minigan.layers import LeakyReLU, Linear, Sequential, flat_gradient, flatten_parameters
+from minigan.optim import SGD, Adam, RMSprop, clip_grad_norm_
 
 SLOPES = [0.2, 0.01, 0.0, 1.0, 1.5, -0.3, 1 / 3]
 SMALL = dict(latent_dim=6, g_hidden=(16, 24), d_hidden=(24, 16), data_dim=20)
@@ -403,3 +405,161 @@ def test_gan_step_on_array_api_strict_equals_numpy(backend):
     for key, value in ref.state_dict().items():
         if key != "rng" and hasattr(value, "shape"):
             assert _rel(host(other.state_dict()[key]), np.asarray(value)) < 1e-12, key
+
+
+# ----------------------------------------------------------------------------------------------
+# Flat parameters: one update over one flat array == one update per parameter, bit for bit
+# ----------------------------------------------------------------------------------------------
+OPTIMIZER_CASES = {
+    "adam": lambda ps: Adam(ps, lr=1e-2, betas=(0.5, 0.999)),
+    "adam-amsgrad-wd": lambda ps: Adam(ps, lr=1e-2, amsgrad=True, weight_decay=0.1),
+    "sgd-momentum-wd": lambda ps: SGD(ps, lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.1),
+    "sgd-nesterov": lambda ps: SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
+    "sgd-plain": lambda ps: SGD(ps, lr=0.1),
+    "rmsprop-centered-momentum": lambda ps: RMSprop(ps, lr=1e-2, centered=True, momentum=0.5),
+    "rmsprop": lambda ps: RMSprop(ps, lr=1e-2, weight_decay=0.1),
+}
+
+
+def _mlp(dtype="float32", device="cpu"):
+    return Sequential(
+        Linear(5, 7, dtype=dtype, device=device, rng=1),
+        LeakyReLU(0.2),
+        Linear(7, 3, dtype=dtype, device=device, rng=2),
+    )
+
+
+def _optimizer_run(make_opt, fast, *, dtype="float32", steps=4, frozen_at=(), device="cpu"):
+    """A few steps with random gradients; the second layer frozen at the steps in
+    ``frozen_at`` (so the step counts differ from then on)."""
+    rng = np.random.default_rng(3)
+    model = _mlp(dtype, device)
+    opt = make_opt(model.parameters())
+    with fast_paths(fast):
+        for step in range(steps):
+            model.layers[2].requires_grad_(step not in frozen_at)
+            opt.zero_grad()
+            for p in opt.params:
+                g = rng.standard_normal(p.grad.shape) * rng.uniform(0.01, 10)
+                p.grad[...] = backend_of(p.grad).asarray(g, dtype=p.grad.dtype)
+            opt.step()
+    model.requires_grad_(True)
+    return model, opt
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", sorted(OPTIMIZER_CASES))
+@pytest.mark.parametrize("frozen_at", [(), (1,)], ids=["same-steps", "one-frozen-step"])
+def test_flat_update_equals_per_parameter_update_exactly(name, dtype, frozen_at):
+    fast_model, fast = _optimizer_run(OPTIMIZER_CASES[name], True, dtype=dtype, frozen_at=frozen_at)
+    plain_model, plain = _optimizer_run(
+        OPTIMIZER_CASES[name], False, dtype=dtype, frozen_at=frozen_at
+    )
+    assert fast._flat is not None  # the fast run did have a flat buffer
+    for key, value in plain_model.state_dict().items():
+        np.testing.assert_array_equal(fast_model.state_dict()[key], value, err_msg=key)
+    assert fast.state_dict().keys() == plain.state_dict().keys()
+    for key, value in plain.state_dict().items():
+        np.testing.assert_array_equal(np.asarray(fast.state_dict()[key]), np.asarray(value), key)
+    assert fast.param_steps == plain.param_steps == [4, 4, 4 - len(frozen_at), 4 - len(frozen_at)]
+
+
+def test_flat_buffer_holds_the_parameters_gradients_and_state():
+    model = _mlp()
+    before = {k: np.array(v) for k, v in model.state_dict().items()}
+    opt = Adam(model.parameters())
+    flat = opt._flat
+    assert flat.data.shape == (5 * 7 + 7 + 7 * 3 + 3,)
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[key])  # same values, now views
+    for p in opt.params:
+        assert np.shares_memory(p.data, flat.data) and np.shares_memory(p.grad, flat.grad)
+    opt.zero_grad()
+    _optimizer_step_with_grads(opt)
+    for b in opt.state["exp_avg"]:
+        assert np.shares_memory(b, opt._flat_state["exp_avg"])
+    opt.zero_grad()
+    assert not np.any(flat.grad)
+
+
+def _optimizer_step_with_grads(opt, seed=0):
+    rng = np.random.default_rng(seed)
+    for p in opt.params:
+        p.grad[...] = rng.standard_normal(p.grad.shape)
+    opt.step()
+
+
+def test_flat_state_dict_round_trip_resumes_bit_identically():
+    model, opt = _optimizer_run(OPTIMIZER_CASES["adam"], True, steps=3)
+    saved_model = {k: np.array(v) for k, v in model.state_dict().items()}
+    saved_opt = {k: np.array(v) if hasattr(v, "shape") else v for k, v in opt.state_dict().items()}
+    _optimizer_step_with_grads(opt, seed=9)
+    resumed = _mlp()
+    resumed.load_state_dict(saved_model)
+    opt2 = Adam(resumed.parameters(), lr=1e-2, betas=(0.5, 0.999))
+    opt2.load_state_dict(saved_opt)
+    assert all(np.shares_memory(b, opt2._flat_state["exp_avg"]) for b in opt2.state["exp_avg"])
+    _optimizer_step_with_grads(opt2, seed=9)
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(resumed.state_dict()[key], value, err_msg=key)
+    for key, value in opt.state_dict().items():
+        np.testing.assert_array_equal(np.asarray(opt2.state_dict()[key]), np.asarray(value), key)
+
+
+def test_replaced_arrays_leave_the_flat_path_and_stay_correct():
+    model = _mlp()
+    opt = SGD(model.parameters(), lr=0.5)
+    model.layers[0].params["weight"] = np.array(model.layers[0].params["weight"])  # not a view
+    assert opt._flat_now() is None
+    w0 = np.array(model.layers[0].weight)
+    opt.zero_grad()
+    model.layers[0].grads["weight"][...] = 1.0
+    opt.step()
+    np.testing.assert_array_equal(model.layers[0].weight, w0 - np.float32(0.5))
+    assert flat_gradient(opt.params) is None
+
+
+@pytest.mark.parametrize("max_norm", [0.5, 1e6])
+def test_clip_grad_norm_flat_equals_per_parameter(max_norm):
+    norms, grads = [], []
+    for fast in (True, False):
+        model = _mlp("float64")
+        opt = SGD(model.parameters(), lr=0.1)
+        rng = np.random.default_rng(1)
+        for p in opt.params:
+            p.grad[...] = rng.standard_normal(p.grad.shape)
+        with fast_paths(fast):
+            assert (flat_gradient(opt.params) is not None) is fast
+            norms.append(float(clip_grad_norm_(opt.params, max_norm)))
+            norms.append(float(grad_norm(model)))
+        grads.append(np.concatenate([np.ravel(p.grad) for p in opt.params]))
+    assert abs(norms[0] - norms[2]) <= 1e-14 * norms[2]  # summation order only
+    assert abs(norms[1] - norms[3]) <= 1e-14 * norms[3]
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-14)
+    assert norms[1] == pytest.approx(min(norms[0], max_norm), rel=1e-5)  # it did clip
+
+
+def test_no_flat_buffer_without_views(backend):
+    """array-api-strict promises no views of a slice: per-parameter arrays, same numbers."""
+    model = _mlp("float64", backend)
+    opt = Adam(model.parameters())
+    if backend.name == "cpu":
+        assert opt._flat is not None
+        return
+    assert opt._flat is None and flatten_parameters(opt.params) is None
+    assert flat_gradient(opt.params) is None
+    ref_model, ref = _optimizer_run(OPTIMIZER_CASES["adam"], True, dtype="float64")
+    got_model, got = _optimizer_run(OPTIMIZER_CASES["adam"], True, dtype="float64", device=backend)
+    for key, value in ref_model.state_dict().items():
+        assert _rel(host(got_model.state_dict()[key]), np.asarray(value)) < 1e-12, key
+
+
+@pytest.mark.parametrize("block", [1, 16, 50, 1 << 17])
+@pytest.mark.parametrize("name", ["adam", "adam-amsgrad-wd"])
+def test_adam_blocked_flat_update_equals_per_parameter_update(monkeypatch, name, block):
+    """Adam's fast path walks the flat arrays in blocks (the last one partial): same numbers."""
+    monkeypatch.setattr(Adam, "block", block)
+    fast_model, _ = _optimizer_run(OPTIMIZER_CASES[name], True)
+    plain_model, _ = _optimizer_run(OPTIMIZER_CASES[name], False)
+    for key, value in plain_model.state_dict().items():
+        np.testing.assert_array_equal(fast_model.state_dict()[key], value, err_msg=key)

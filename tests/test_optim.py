@@ -280,8 +280,8 @@ def test_load_state_dict_errors(backend):
 )
 def test_updates_in_place_and_zero_grad(backend, make_opt):
     q = Quadratic(backend)
+    opt = make_opt(q.params)  # on NumPy this moves the arrays into one flat buffer: take them now
     arrays = [p.data for p in q.params]
-    opt = make_opt(q.params)
     q.set_grads()
     opt.step()
     assert all(p.data is a for p, a in zip(q.params, arrays, strict=True))

@@ -269,6 +269,7 @@ def test_batches_and_step_on_device1_never_touch_the_host():
         ({"epochs": 0}, "epochs: expected an integer >= 1"),
         ({"lrr": 0.1}, r"unknown setting\(s\) \['lrr'\]"),
         ({"device": "tpu"}, "device: expected 'cpu', 'gpu' or 'auto'"),
+        ({"threads": 0}, "threads: expected an integer >= 1, got 0"),
     ],
 )
 def test_bad_arguments(tmp_path, kwargs, message):
@@ -369,3 +370,49 @@ def test_pictures_are_written(tmp_path):
     assert Image.open(plot_losses(steps, tmp_path / "l.png")).size == (800, 600)
     with pytest.raises(ValueError, match="no frames"):
         make_gif([], tmp_path / "b.gif")
+
+
+@needs_mnist
+def test_threads_limits_blas_inside_the_loop_only(tmp_path, monkeypatch):
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    seen, real_step = [], GAN.train_step
+
+    def step(self, real):
+        seen.append(blas_threads())
+        return real_step(self, real)
+
+    monkeypatch.setattr(GAN, "train_step", step)
+    with threadpool_limits(limits=2, user_api="blas"):  # as on a 2-core machine
+        outside = blas_threads()
+        train_mnist(out_dir=tmp_path / "a", max_steps=3, epochs=1, threads=1, **TINY)
+        assert blas_threads() == outside  # restored after the loop
+    assert outside and all(n == 2 for n in outside)
+    assert len(seen) == 3 and all(n == [1] * len(outside) for n in seen)
+
+
+@needs_mnist
+def test_grad_norms_come_with_the_interval_transfer(tmp_path, monkeypatch):
+    """The loop copies the gradient norms with the losses (one transfer per log interval);
+    the health checks get the same numbers grad_norm reads on its own."""
+    from minigan.health import TrainingDiagnostics, grad_norm
+
+    got, real_on_log = [], TrainingDiagnostics.on_log
+
+    def on_log(self, step, rows, host_stats=None):
+        want = {"g_grad_norm": grad_norm(self.gan.generator)}
+        want["d_grad_norm"] = grad_norm(self.gan.discriminator)
+        got.append((host_stats, want))
+        return real_on_log(self, step, rows, host_stats)
+
+    monkeypatch.setattr(TrainingDiagnostics, "on_log", on_log)
+    train_mnist(out_dir=tmp_path / "a", max_steps=10, epochs=1, **TINY)
+    assert len(got) == 2  # log_every=5
+    for host_stats, want in got:
+        assert host_stats.keys() == want.keys()
+        for k, v in want.items():
+            assert isinstance(host_stats[k], float) and v > 0
+            assert host_stats[k] == pytest.approx(v, rel=1e-6)
