@@ -9,11 +9,11 @@ Exercise (grader key)                  What to write                           L
 =====================================  ======================================  ==========
 6. ``Conv2d.backward``                 ``dx``; add ``dW``, ``db`` into grads   12
    (``conv2d_backward``)               (stride, padding, non-square inputs)
-7. ``BatchNorm1d.backward``            ``dx`` in training mode; add            13
+7. ``BatchNorm1d.backward``            ``dx`` in training mode; add            14
    (``batch_norm_backward``)           ``dweight``, ``dbias`` (also 2d)
-8. ``hinge_loss_grad``                 dL_D/d(d_real), dL_D/d(d_fake),         14
+8. ``hinge_loss_grad``                 dL_D/d(d_real), dL_D/d(d_fake),         16
    (``hinge_loss_grad``)               dL_G/d(d_fake)
-9. ``gradient_penalty_grad``           dP/dW1, dP/db1, dP/dW2 of a             15
+9. ``gradient_penalty_grad``           dP/dW1, dP/db1, dP/dW2 of a             16
    (``gradient_penalty_grad``)         two-layer critic's gradient penalty
 =====================================  ======================================  ==========
 
@@ -151,8 +151,8 @@ class BatchNorm1d(Module):
         ``dbias`` into ``self.grads``; return ``dx`` (``None`` when ``input_grad`` is False).
 
         Shapes: dout (N, C) or (N, C, H, W) -> dx (same); dweight, dbias (C,). Sums run over
-        the axes in ``axes`` (N, or N, H, W); ``m`` values per channel. ``BatchNorm2d``
-        inherits this method. Do not touch ``running_mean`` / ``running_var``.
+        the axes in ``axes`` (N, or N, H, W): ``m = dout.size // dout.shape[1]`` values per
+        channel. ``BatchNorm2d`` inherits this method. Do not touch ``running_mean`` / ``running_var``.
         """
         xhat, inv_std, axes, shape = self._cached()
         # TODO (exercise 7): accumulate dweight and dbias unless frozen, return dx.

@@ -2,7 +2,12 @@
 
 The coursework skeleton ``exercises/student_layers.py`` asks for five backward passes
 (``LeakyReLU``, ``Sigmoid``, ``Linear``, ``BCEWithLogitsLoss`` and ``d_loss_grad_fake``, the
-gradient of the discriminator's loss into the generator's output). :func:`grade_file` runs a
+gradient of the discriminator's loss into the generator's output); its second part,
+``exercises/student_conv.py``, for four more (``Conv2d`` with stride and padding, ``BatchNorm1d``
+/ ``BatchNorm2d`` in training mode, ``hinge_loss_grad`` for D's and G's hinge losses, and
+``gradient_penalty_grad``, the WGAN-GP penalty's gradient into a two-layer critic's weights).
+Each exercise belongs to one of these *sheets*; a file is graded on every exercise of the sheets
+whose names it defines (:func:`exercises_for`). :func:`grade_file` runs a
 student's file **in a separate Python process** with a time limit and grades it there: the
 gradient checks a student runs with :mod:`minigan.gradcheck` (float64, central differences,
 random upstream gradients, inputs away from kinks) on several shapes and seeds, plus the checks
