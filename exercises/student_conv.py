@@ -152,7 +152,8 @@ class BatchNorm1d(Module):
 
         Shapes: dout (N, C) or (N, C, H, W) -> dx (same); dweight, dbias (C,). Sums run over
         the axes in ``axes`` (N, or N, H, W): ``m = dout.size // dout.shape[1]`` values per
-        channel. ``BatchNorm2d`` inherits this method. Do not touch ``running_mean`` / ``running_var``.
+        channel. ``BatchNorm2d`` inherits this method. Do not touch ``running_mean`` /
+        ``running_var``.
         """
         xhat, inv_std, axes, shape = self._cached()
         # TODO (exercise 7): accumulate dweight and dbias unless frozen, return dx.
