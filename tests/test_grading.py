@@ -304,6 +304,7 @@ def test_part_two_reference_passes_and_skeleton_scores_zero():
         assert ex.failed_tensors == ["error"], ex.format(verbose=True)
         assert all("NotImplementedError" in r.detail for r in ex.rows if not r.passed)
     assert "Score: 0/4" in str(skeleton)
+    _validate_gradescope(report.to_gradescope())
 
 
 def test_sheets_are_chosen_by_the_names_a_file_defines(tmp_path):
