@@ -275,17 +275,18 @@ def _setup_check(sub) -> None:
         sub,
         "check",
         "grade a student's backward passes (RUNS the student's file)",
-        "Grade a filled-in copy of exercises/student_layers.py: gradient-check its backward\n"
-        "passes against finite differences on several shapes and seeds, check the layer\n"
-        "contract (accumulation, input_grad=False, frozen modules, no side effects), and print\n"
-        "a per-tensor report with partial credit per exercise.\n\n"
+        "Grade a filled-in copy of exercises/student_layers.py (exercises 1-5) or\n"
+        "exercises/student_conv.py (6-9; chosen by the names the file defines): gradient-check\n"
+        "its backward passes against finite differences on several shapes and seeds, check the\n"
+        "layer contract (accumulation, input_grad=False, frozen modules, no side effects), and\n"
+        "print a per-tensor report with partial credit per exercise.\n\n"
         "This EXECUTES the student's Python code, in a separate process stopped after\n"
         "--timeout seconds, with your user's rights: grade untrusted files in a sandbox.\n"
         "The verdict comes only from the result the grading process writes; a file that ends\n"
         "the process early (sys.exit, os._exit, a crash, the time limit) fails.\n\n"
         "Exit status: 0 when every exercise passes, 1 otherwise, 2 on bad input.",
     )
-    p.add_argument("path", help="the student's student_layers.py")
+    p.add_argument("path", help="the student's student_layers.py or student_conv.py")
     p.add_argument("--verbose", action="store_true", help="also list passing rows (text)")
     p.add_argument(
         "--format",

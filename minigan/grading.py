@@ -2,7 +2,12 @@
 
 The coursework skeleton ``exercises/student_layers.py`` asks for five backward passes
 (``LeakyReLU``, ``Sigmoid``, ``Linear``, ``BCEWithLogitsLoss`` and ``d_loss_grad_fake``, the
-gradient of the discriminator's loss into the generator's output). :func:`grade_file` runs a
+gradient of the discriminator's loss into the generator's output); its second part,
+``exercises/student_conv.py``, for four more (``Conv2d`` with stride and padding, ``BatchNorm1d``
+/ ``BatchNorm2d`` in training mode, ``hinge_loss_grad`` for D's and G's hinge losses, and
+``gradient_penalty_grad``, the WGAN-GP penalty's gradient into a two-layer critic's weights).
+Each exercise belongs to one of these *sheets*; a file is graded on every exercise of the sheets
+whose names it defines (:func:`exercises_for`). :func:`grade_file` runs a
 student's file **in a separate Python process** with a time limit and grades it there: the
 gradient checks a student runs with :mod:`minigan.gradcheck` (float64, central differences,
 random upstream gradients, inputs away from kinks) on several shapes and seeds, plus the checks
@@ -62,6 +67,7 @@ __all__ = [
     "GradeReport",
     "grade_file",
     "grade_module",
+    "exercises_for",
     "load_student_module",
     "DEFAULT_TIMEOUT",
 ]
@@ -750,6 +756,337 @@ def _check_d_loss_grad_fake(mod, rng) -> list[CheckRow]:
     return rows + _check_d_leaves_d_alone(fn, rng)
 
 
+# ----------------------------------------------------------------------------------------------
+# Part 2 (exercises/student_conv.py): Conv2d, BatchNorm, the hinge loss, the gradient penalty
+# ----------------------------------------------------------------------------------------------
+def _layer_state(layer) -> dict[str, np.ndarray]:
+    """Copies of the parameters and buffers (``running_mean``, ...): backward leaves them."""
+    state = {k: np.array(v) for k, v in layer.params.items()}
+    state.update({k: np.array(v) for k, v in getattr(layer, "buffers", {}).items()})
+    return state
+
+
+def _layer_now(layer) -> dict[str, Any]:
+    return {**layer.params, **getattr(layer, "buffers", {})}
+
+
+def _check_layer_contract(make, ref_forward, reference, x, label: str, rng) -> list[CheckRow]:
+    """Accumulation, ``input_grad=False``, a frozen layer, no side effects, for one input.
+
+    ``make()`` builds a float64 layer; ``ref_forward(layer, x)`` is minigan's output and
+    ``reference(layer, x, dout)`` minigan's ``(dx, {param: grad})`` for that layer.
+    """
+    rows: list[CheckRow] = []
+    dout = rng.standard_normal(np.shape(ref_forward(make(), x)))
+    dx_ref, expected = reference(make(), x, dout)
+    case = f"{label}: two backward calls add up, input_grad=False still adds the grads"
+    try:
+        layer = make()
+        layer.zero_grad()
+        layer.forward(x.copy())
+        rows.append(_none_row(case, layer.backward(dout.copy(), input_grad=False)))
+        layer.forward(x.copy())
+        layer.backward(dout.copy())
+        for k, ref in expected.items():  # one call with input_grad=False, one without: 2x
+            rows.append(_compare_row(case, k, layer.grads.get(k), 2 * ref, f"grads[{k!r}]"))
+    except _CAUGHT as exc:
+        rows.append(_error_row(case, exc))
+    case = f"{label}, frozen with requires_grad_(False): grads untouched, dx still right"
+    try:
+        layer = make()
+        layer.zero_grad()
+        layer.requires_grad_(False)
+        before = _grads_copy(layer)
+        layer.forward(x.copy())
+        rows.append(_compare_row(case, "input", layer.backward(dout.copy()), dx_ref, "dx"))
+        rows += _unchanged_rows(case, before, layer.grads, "a frozen layer adds no gradient")
+    except _CAUGHT as exc:
+        rows.append(_error_row(case, exc))
+    case = f"{label}: backward leaves dout, x, the parameters and buffers alone"
+    try:
+        layer = make()
+        x_arg, dout_arg = x.copy(), dout.copy()
+        layer.forward(x_arg)
+        state = _layer_state(layer)
+        layer.backward(dout_arg)
+        rows += _unchanged_rows(case, {"dout": dout, "x": x}, {"dout": dout_arg, "x": x_arg}, "")
+        rows += _unchanged_rows(case, state, _layer_now(layer), "backward must not update them")
+    except _CAUGHT as exc:
+        rows.append(_error_row(case, exc))
+    return rows
+
+
+def _gradcheck_layer(make, ref_forward, x, case: str, rng) -> list[CheckRow]:
+    """The given forward still matches minigan's, and check_module on every tensor."""
+    try:
+        layer = make()
+        rows = [
+            _compare_row(case, "output", layer.forward(x.copy()), ref_forward(layer, x), "forward")
+        ]
+        return rows + _rows_from(case, check_module(make(), x, seed=_seed(rng)))
+    except _CAUGHT as exc:
+        return [_error_row(case, exc)]
+
+
+def _conv_reference(layer, x, dout):
+    p = layer.params
+    _, cache = F.conv2d_forward(x, p["weight"], p.get("bias"), layer.stride, layer.padding)
+    dx, dw, db = F.conv2d_backward(dout, cache)
+    return dx, ({"weight": dw} if db is None else {"weight": dw, "bias": db})
+
+
+def _conv_forward(layer, x):
+    p = layer.params
+    return F.conv2d_forward(x, p["weight"], p.get("bias"), layer.stride, layer.padding)[0]
+
+
+def _check_conv2d(mod, rng) -> list[CheckRow]:
+    cls = _get(mod, "Conv2d")
+    rows: list[CheckRow] = []
+    # (N, C_in, H, W), C_out, kernel, stride, padding, bias. Non-square inputs and kernels
+    # (an H/W swap), stride 2 with rows no window reads, padding 1 (dx of the unpadded
+    # input), batch 1 and batch > 1 (db from one image), no bias.
+    for shape, c_out, k, s, p, bias in (
+        ((2, 3, 5, 7), 4, 3, 2, 1, True),
+        ((1, 2, 6, 4), 3, (3, 2), 1, 1, True),
+        ((3, 2, 4, 5), 2, 2, 2, 0, True),
+        ((2, 3, 5, 5), 2, 3, 1, 0, False),
+    ):
+        b = "" if bias else ", bias=False"
+        label = f"Conv2d({shape[1]}, {c_out}, {k}, stride={s}, padding={p}{b}), x {shape}"
+        x = rng.standard_normal(shape)
+        seed = _seed(rng)
+
+        def make(shape=shape, c_out=c_out, k=k, s=s, p=p, bias=bias, seed=seed):
+            return cls(shape[1], c_out, k, s, p, bias, dtype="float64", rng=seed)
+
+        rows += _gradcheck_layer(make, _conv_forward, x, label, rng)
+    x = rng.standard_normal((2, 3, 5, 7))
+    seed = _seed(rng)
+    rows += _check_layer_contract(
+        lambda: cls(3, 4, 3, 2, 1, dtype="float64", rng=seed),
+        _conv_forward,
+        _conv_reference,
+        x,
+        "Conv2d(3, 4, 3, stride=2, padding=1), x (2, 3, 5, 7)",
+        rng,
+    )
+    return rows
+
+
+def _bn_randomise(layer, rng_seed: int):
+    """weight != 1 and bias != 0: a dx that forgets the scale must not pass."""
+    g = np.random.default_rng(rng_seed)
+    c = layer.params["weight"].shape[0]
+    layer.params["weight"][...] = g.uniform(0.5, 2.0, c) * g.choice([-1.0, 1.0], c)
+    layer.params["bias"][...] = g.standard_normal(c)
+    return layer
+
+
+def _bn_forward(layer, x):
+    return F.batch_norm_forward(x, layer.params["weight"], layer.params["bias"], eps=layer.eps)[0]
+
+
+def _bn_reference(layer, x, dout):
+    p = layer.params
+    _, cache = F.batch_norm_forward(x, p["weight"], p["bias"], eps=layer.eps)
+    dx, dw, db = F.batch_norm_backward(dout, cache)
+    return dx, {"weight": dw, "bias": db}
+
+
+def _check_batch_norm(mod, rng) -> list[CheckRow]:
+    classes = {"BatchNorm1d": _get(mod, "BatchNorm1d"), "BatchNorm2d": _get(mod, "BatchNorm2d")}
+    rows: list[CheckRow] = []
+    # Training mode. (N, C) and (N, C, H, W); the count per channel is N*H*W, not N (2-d
+    # cases tell a per-batch count from a per-element one); batch 2 (the smallest batch),
+    # non-square maps, a single channel.
+    for name, shape in (
+        ("BatchNorm1d", (6, 3)),
+        ("BatchNorm1d", (2, 4)),
+        ("BatchNorm2d", (3, 2, 2, 3)),
+        ("BatchNorm2d", (2, 1, 3, 2)),
+    ):
+        label = f"{name}({shape[1]}), training, x {shape}"
+        x = rng.normal(1.0, 2.0, shape)  # mean != 0, var != 1: both statistics matter
+        seed = _seed(rng)
+
+        def make(cls=classes[name], c=shape[1], seed=seed):
+            return _bn_randomise(cls(c, dtype="float64"), seed)
+
+        rows += _gradcheck_layer(make, _bn_forward, x, label, rng)
+    for name, shape in (("BatchNorm1d", (5, 3)), ("BatchNorm2d", (2, 3, 3, 2))):
+        seed = _seed(rng)
+        rows += _check_layer_contract(
+            lambda cls=classes[name], c=shape[1], seed=seed: _bn_randomise(
+                cls(c, dtype="float64"), seed
+            ),
+            _bn_forward,
+            _bn_reference,
+            rng.normal(1.0, 2.0, shape),
+            f"{name}({shape[1]}), x {shape}",
+            rng,
+        )
+    return rows
+
+
+def _hinge_reference(d_real, d_fake):
+    from .objectives import Hinge
+
+    return Hinge().d_loss(np.reshape(d_real, (-1, 1)), np.reshape(d_fake, (-1, 1)))[0]
+
+
+def _away_from(rng, shape, kinks=(-1.0, 1.0), gap=0.1) -> np.ndarray:
+    """Normal(0, 1.5) values moved at least ``gap`` away from each kink."""
+    x = rng.normal(0.0, 1.5, shape)
+    for k in kinks:
+        near = np.abs(x - k) < gap
+        x[near] = k + np.where(x[near] >= k, gap, -gap) * rng.uniform(1.0, 3.0, int(near.sum()))
+    return x
+
+
+def _check_hinge(mod, rng) -> list[CheckRow]:
+    fn = _get(mod, "hinge_loss_grad")
+    rows: list[CheckRow] = []
+    # Means run over every element: D outputs (N, 1), (N,), patch maps (N, 1, h, w) and real
+    # and fake batches of different sizes catch a division by N or by the other batch's size.
+    for real_shape, fake_shape in (
+        ((6, 1), (6, 1)),
+        ((5,), (3,)),
+        ((2, 1, 3, 2), (3, 1, 3, 2)),
+        ((1, 1), (4, 1)),
+    ):
+        case = f"hinge, d_real {real_shape}, d_fake {fake_shape}"
+        d_real, d_fake = _away_from(rng, real_shape), _away_from(rng, fake_shape)
+        dout = np.asarray(rng.uniform(0.5, 2.0))
+        try:
+            args = (d_real.copy(), d_fake.copy())
+            got = fn(*args)
+            rows += _unchanged_rows(
+                case,
+                {"d_real": d_real, "d_fake": d_fake},
+                dict(zip(("d_real", "d_fake"), args, strict=True)),
+                "",
+            )
+            if not (isinstance(got, (tuple, list)) and len(got) == 3):
+                raise TypeError(f"expected a tuple of three arrays, got {type(got).__name__}")
+            grads = [None if g is None else dout * np.asarray(g, dtype=np.float64) for g in got]
+            report = check_function(
+                lambda r, f: (_hinge_reference(r, f), None),
+                lambda d, _c, g=grads: (g[0], g[1]),
+                d_real,
+                d_fake,
+                names=["d_real", "d_fake"],
+                dout=dout,
+            )
+            rows += _rows_from(case, report, {"d_real": "D.d_real", "d_fake": "D.d_fake"})
+            report = check_function(
+                lambda f: (-np.mean(f), None),
+                lambda d, _c, g=grads: (g[2],),
+                d_fake,
+                names=["d_fake"],
+                dout=dout,
+            )
+            rows += _rows_from(case, report, {"d_fake": "G.d_fake"})
+        except _CAUGHT as exc:
+            rows.append(_error_row(case, exc))
+    # The given forward passes are rows of the first case: unchanged forwards earn nothing
+    # on their own (the skeleton scores 0).
+    return _check_given_hinge(mod, rng, rows[0].case) + rows
+
+
+def _check_given_hinge(mod, rng, case: str) -> list[CheckRow]:
+    """hinge_d_loss and hinge_g_loss (given) still compute minigan's losses."""
+    d_real, d_fake = _away_from(rng, (4, 1)), _away_from(rng, (4, 1))
+    try:
+        d = _compare_row(
+            case,
+            "output",
+            _get(mod, "hinge_d_loss")(d_real, d_fake),
+            _hinge_reference(d_real, d_fake),
+            "L_D",
+        )
+        g = _compare_row(case, "output", _get(mod, "hinge_g_loss")(d_fake), -np.mean(d_fake), "L_G")
+        return [d, g]
+    except _CAUGHT as exc:
+        return [_error_row(case, exc)]
+
+
+def _gp_reference_critic(W1, b1, W2, b2):
+    """minigan's Linear -> Tanh -> Linear with these weights (float64)."""
+    from .layers import Linear, Sequential, Tanh
+
+    critic = Sequential(
+        Linear(W1.shape[1], W1.shape[0], dtype="float64"),
+        Tanh(),
+        Linear(W1.shape[0], 1, dtype="float64"),
+    )
+    for (_, v), w in zip(critic.named_parameters(), (W1, b1, W2, b2), strict=True):
+        v.data[...] = w
+    return critic
+
+
+def _gp_penalty(x, W1, b1, W2, b2, weight):
+    """The penalty by minigan.objectives.gradient_penalty on the same critic."""
+    from .objectives import gradient_penalty
+
+    critic = _gp_reference_critic(W1, b1, W2, b2)
+    critic.requires_grad_(False)
+    return gradient_penalty(critic, x, weight)
+
+
+def _check_gradient_penalty(mod, rng) -> list[CheckRow]:
+    fn = _get(mod, "gradient_penalty_grad")
+    rows: list[CheckRow] = []
+    # Batch 1 and batch > 1 (the mean over N), non-square W1 both ways, lambda 10 and 1.
+    for n, d, h, weight in ((6, 3, 5, 10.0), (1, 4, 2, 10.0), (4, 2, 3, 1.0)):
+        case = f"critic Linear({d}, {h}) -> tanh -> Linear({h}, 1), x ({n}, {d}), weight {weight:g}"
+        x = rng.standard_normal((n, d))
+        W1, b1 = rng.normal(0, 0.8, (h, d)), rng.normal(0, 0.5, h)
+        W2, b2 = rng.normal(0, 1.0, (1, h)), rng.normal(0, 0.5, 1)
+        dout = np.asarray(rng.uniform(0.5, 2.0))
+        try:
+            args = [a.copy() for a in (x, W1, b1, W2, b2)]
+            got = fn(*args, weight=weight)
+            rows += _unchanged_rows(
+                case,
+                dict(zip(("x", "W1", "b1", "W2", "b2"), (x, W1, b1, W2, b2), strict=True)),
+                dict(zip(("x", "W1", "b1", "W2", "b2"), args, strict=True)),
+                "",
+            )
+            if not (isinstance(got, (tuple, list)) and len(got) == 3):
+                raise TypeError(f"expected a tuple (dW1, db1, dW2), got {type(got).__name__}")
+            grads = tuple(
+                None if g is None else dout * np.asarray(g, dtype=np.float64) for g in got
+            )
+            report = check_function(
+                lambda w1, b1_, w2, x=x, b2=b2, lam=weight: (
+                    _gp_penalty(x, w1, b1_, w2, b2, lam),
+                    None,
+                ),
+                lambda dd, _c, g=grads: g,
+                W1,
+                b1,
+                W2,
+                names=["W1", "b1", "W2"],
+                dout=dout,
+            )
+            rows += _rows_from(case, report)
+        except _CAUGHT as exc:
+            rows.append(_error_row(case, exc))
+    return _check_given_penalty(mod, rng, rows[0].case) + rows
+
+
+def _check_given_penalty(mod, rng, case: str) -> list[CheckRow]:
+    """gradient_penalty_forward (given) still computes minigan's penalty."""
+    x, W1, b1 = rng.standard_normal((3, 2)), rng.standard_normal((4, 2)), rng.standard_normal(4)
+    W2, b2 = rng.standard_normal((1, 4)), rng.standard_normal(1)
+    try:
+        got = _get(mod, "gradient_penalty_forward")(x, W1, b1, W2, b2, 10.0)
+        return [_compare_row(case, "output", got, _gp_penalty(x, W1, b1, W2, b2, 10.0), "P")]
+    except _CAUGHT as exc:
+        return [_error_row(case, exc)]
+
+
 @dataclass(frozen=True)
 class Exercise:
     """One graded exercise: a registry entry.
@@ -772,6 +1109,12 @@ class Exercise:
         minigan functions the student's code may call in this exercise, as
         ``"minigan.layers.Sequential.forward"`` (the methods of ``minigan.layers.Module`` are
         always allowed). Any other call into minigan is listed for the teacher.
+    sheet : str
+        The skeleton file the exercise belongs to (``"student_layers"``: exercises 1-5,
+        ``"student_conv"``: 6-9). :func:`grade_file` grades every exercise of each sheet
+        whose names the file defines (see :func:`exercises_for`).
+    names : tuple of str
+        The names the student's file defines for this exercise (``("Conv2d",)``).
     """
 
     key: str
@@ -781,13 +1124,21 @@ class Exercise:
     points: float = 1.0
     draws: int = 2
     may_call: tuple[str, ...] = ()
+    sheet: str = "student_layers"
+    names: tuple[str, ...] = ()
 
 
 EXERCISES: tuple[Exercise, ...] = (
-    Exercise("leaky_relu", "1. LeakyReLU.backward", 3, _check_leaky_relu),
-    Exercise("sigmoid", "2. Sigmoid.backward", 3, _check_sigmoid),
-    Exercise("linear", "3. Linear.backward", 2, _check_linear),
-    Exercise("bce_with_logits", "4. BCEWithLogitsLoss.backward", 4, _check_bce),
+    Exercise("leaky_relu", "1. LeakyReLU.backward", 3, _check_leaky_relu, names=("LeakyReLU",)),
+    Exercise("sigmoid", "2. Sigmoid.backward", 3, _check_sigmoid, names=("Sigmoid",)),
+    Exercise("linear", "3. Linear.backward", 2, _check_linear, names=("Linear",)),
+    Exercise(
+        "bce_with_logits",
+        "4. BCEWithLogitsLoss.backward",
+        4,
+        _check_bce,
+        names=("BCEWithLogitsLoss",),
+    ),
     Exercise(
         "d_loss_grad_fake",
         "5. d_loss_grad_fake (D's loss into G's output)",
@@ -795,6 +1146,39 @@ EXERCISES: tuple[Exercise, ...] = (
         _check_d_loss_grad_fake,
         # D is a minigan network handed to the student: running it is the exercise.
         may_call=("minigan.layers.Sequential.forward", "minigan.layers.Sequential.backward"),
+        names=("d_loss_grad_fake",),
+    ),
+    Exercise(
+        "conv2d_backward",
+        "6. Conv2d.backward",
+        12,
+        _check_conv2d,
+        sheet="student_conv",
+        names=("Conv2d",),
+    ),
+    Exercise(
+        "batch_norm_backward",
+        "7. BatchNorm1d/2d.backward (training mode)",
+        14,
+        _check_batch_norm,
+        sheet="student_conv",
+        names=("BatchNorm1d", "BatchNorm2d"),
+    ),
+    Exercise(
+        "hinge_loss_grad",
+        "8. hinge_loss_grad (D's and G's hinge losses into D's outputs)",
+        16,
+        _check_hinge,
+        sheet="student_conv",
+        names=("hinge_loss_grad", "hinge_d_loss", "hinge_g_loss"),
+    ),
+    Exercise(
+        "gradient_penalty_grad",
+        "9. gradient_penalty_grad (WGAN-GP penalty into a two-layer critic's weights)",
+        16,
+        _check_gradient_penalty,
+        sheet="student_conv",
+        names=("gradient_penalty_grad", "gradient_penalty_forward"),
     ),
 )
 
@@ -947,7 +1331,8 @@ def grade_module(module, *, path: str = "<module>", exercises=None, seed: int = 
     path : str
         Shown in the report.
     exercises : list of str, optional
-        Keys of :data:`EXERCISES` (default: all).
+        Keys of :data:`EXERCISES` (default: the sheets whose names the module defines,
+        :func:`exercises_for`).
     seed : int
 
     Returns
@@ -959,7 +1344,7 @@ def grade_module(module, *, path: str = "<module>", exercises=None, seed: int = 
     ValueError
         An unknown exercise key.
     """
-    chosen = _select(exercises)
+    chosen = _select(exercises, dir(module))
     report = GradeReport(path)
     for ex in chosen:
         report.exercises.append(_grade_one(module, ex, EXERCISES.index(ex), seed))
@@ -975,9 +1360,58 @@ def _imports_warning(names) -> str:
     )
 
 
-def _select(exercises) -> list[Exercise]:
+def exercises_for(names) -> list[Exercise]:
+    """The exercises a file that defines ``names`` is graded on, in registry order.
+
+    Every exercise of each sheet (``Exercise.sheet``) one of whose exercises' names is among
+    ``names``; a file that defines none of them (an empty or broken file) gets the first
+    sheet, ``student_layers``. So ``exercises/student_layers.py`` is graded on exercises 1-5,
+    ``exercises/student_conv.py`` on 6-9, a file with both on all nine, and a file missing one
+    name of its sheet fails that exercise (instead of skipping it).
+
+    Parameters
+    ----------
+    names : iterable of str
+
+    Returns
+    -------
+    list of Exercise
+    """
+    names = set(names)
+    sheets = {e.sheet for e in EXERCISES if names & set(e.names)} or {EXERCISES[0].sheet}
+    return [e for e in EXERCISES if e.sheet in sheets]
+
+
+def _defined_names(path: Path) -> set[str]:
+    """Names the file binds at module level (defs, classes, assignments, imports), read
+    from its source without running it (an unparsable file defines none)."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (SyntaxError, UnicodeDecodeError, OSError, ValueError):
+        return set()
+    found: set[str] = set()
+    todo = list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            found.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                found.update(n.id for n in ast.walk(t) if isinstance(n, ast.Name))
+        elif isinstance(node, (ast.If, ast.Try, ast.With)):
+            for part in ("body", "orelse", "finalbody", "handlers"):
+                todo.extend(getattr(node, part, []))
+        elif isinstance(node, ast.ExceptHandler):
+            todo.extend(node.body)
+    return found
+
+
+def _select(exercises, names=None) -> list[Exercise]:
     if exercises is None:
-        return list(EXERCISES)
+        return list(EXERCISES) if names is None else exercises_for(names)
     keys = {e.key: e for e in EXERCISES}
     unknown = [k for k in exercises if k not in keys]
     if unknown:
@@ -1114,7 +1548,9 @@ def grade_file(
         The student's file (a filled-in copy of ``exercises/student_layers.py``). It is
         **executed** (imported and called), in a child Python process.
     exercises : list of str, optional
-        Keys of :data:`EXERCISES` to grade (default: all five).
+        Keys of :data:`EXERCISES` to grade (default: every exercise of the sheets whose
+        names the file defines, read from its source: :func:`exercises_for`; exercises 1-5
+        for a copy of ``student_layers.py``, 6-9 for ``student_conv.py``).
     seed : int
         Seeds the inputs and upstream gradients (same seed, same report).
     timeout : float
@@ -1151,7 +1587,7 @@ def grade_file(
         raise FileNotFoundError(f"no such file: {path}")
     if not (isinstance(timeout, (int, float)) and timeout > 0):
         raise ValueError(f"timeout: expected seconds > 0, got {timeout!r}")
-    chosen = _select(exercises)
+    chosen = _select(exercises, _defined_names(path))
     token = secrets.token_hex(16)
     with tempfile.TemporaryDirectory(prefix="minigan-check-") as tmp:
         result = Path(tmp) / "result.json"

@@ -16,8 +16,12 @@ from minigan.grading import EXERCISES, grade_file
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "solutions" / "student_layers.py"
 SKELETON = ROOT / "exercises" / "student_layers.py"
+REFERENCE_CONV = ROOT / "solutions" / "student_conv.py"
+SKELETON_CONV = ROOT / "exercises" / "student_conv.py"
 FIXTURES = ROOT / "tests" / "fixtures" / "grading"
 ALL_KEYS = [e.key for e in EXERCISES]
+LAYER_KEYS = [e.key for e in EXERCISES if e.sheet == "student_layers"]
+CONV_KEYS = [e.key for e in EXERCISES if e.sheet == "student_conv"]
 
 # file -> (the exercise that must fail, the tensors it must name, the tensors it may also name,
 #          a phrase a failing row must contain, a case that must still pass)
@@ -121,12 +125,106 @@ WRONG = {
         "left frozen",
         "D = Linear(3, 8) -> leaky_relu -> Linear(8, 1), fake (6, 3)",
     ),
+    # Part 2 (exercises/student_conv.py).
+    "wrong_conv_dx_keeps_padding.py": ("conv2d_backward", {"input"}, set(), "shape", None),
+    # Right for batch 1 only.
+    "wrong_conv_db_first_image.py": (
+        "conv2d_backward",
+        {"bias"},
+        set(),
+        None,
+        "Conv2d(2, 3, (3, 2), stride=1, padding=1), x (1, 2, 6, 4)",
+    ),
+    # Right for square inputs only.
+    "wrong_conv_crop_uses_height.py": (
+        "conv2d_backward",
+        {"input"},
+        {"error"},
+        None,
+        "Conv2d(3, 2, 3, stride=1, padding=0, bias=False), x (2, 3, 5, 5)",
+    ),
+    "wrong_conv_ignores_requires_grad.py": (
+        "conv2d_backward",
+        {"weight", "bias"},
+        set(),
+        "a frozen layer adds no gradient",
+        "Conv2d(3, 4, 3, stride=2, padding=1), x (2, 3, 5, 7)",
+    ),
+    "wrong_conv_ignores_input_grad.py": (
+        "conv2d_backward",
+        {"input"},
+        set(),
+        "input_grad=False: returned a ndarray",
+        "Conv2d(3, 4, 3, stride=2, padding=1), x (2, 3, 5, 7)",
+    ),
+    "wrong_bn_eval_mode_dx.py": ("batch_norm_backward", {"input"}, set(), None, None),
+    # Divides by N: right for (N, C), wrong for (N, C, H, W).
+    "wrong_bn_count_batch_only.py": (
+        "batch_norm_backward",
+        {"input"},
+        set(),
+        None,
+        "BatchNorm1d(3), training, x (6, 3)",
+    ),
+    "wrong_bn_ignores_requires_grad.py": (
+        "batch_norm_backward",
+        {"weight", "bias"},
+        set(),
+        "a frozen layer adds no gradient",
+        "BatchNorm2d(2), training, x (3, 2, 2, 3)",
+    ),
+    "wrong_bn_updates_running_stats.py": (
+        "batch_norm_backward",
+        {"running_mean", "running_var"},
+        set(),
+        "backward must not update them",
+        "BatchNorm2d(2), training, x (3, 2, 2, 3)",
+    ),
+    # Divides by shape[0]: right for (N, 1) and (N,), wrong for patch maps.
+    "wrong_hinge_divides_by_batch.py": (
+        "hinge_loss_grad",
+        {"D.d_real", "D.d_fake", "G.d_fake"},
+        set(),
+        None,
+        "hinge, d_real (6, 1), d_fake (6, 1)",
+    ),
+    "wrong_hinge_one_count.py": (
+        "hinge_loss_grad",
+        {"D.d_fake", "G.d_fake"},
+        set(),
+        None,
+        "hinge, d_real (6, 1), d_fake (6, 1)",
+    ),
+    "wrong_hinge_g_sign.py": ("hinge_loss_grad", {"G.d_fake"}, set(), None, None),
+    "wrong_hinge_modifies_input.py": (
+        "hinge_loss_grad",
+        {"d_fake"},
+        set(),
+        "changed by the call",
+        None,
+    ),
+    "wrong_gp_misses_direct_path.py": ("gradient_penalty_grad", {"W1"}, set(), None, None),
+    # Right for batch 1 only.
+    "wrong_gp_sum_not_mean.py": (
+        "gradient_penalty_grad",
+        {"W1", "b1", "W2"},
+        set(),
+        None,
+        "critic Linear(4, 2) -> tanh -> Linear(2, 1), x (1, 4), weight 10",
+    ),
+    "wrong_gp_writes_into_W2.py": (
+        "gradient_penalty_grad",
+        {"W2"},
+        set(),
+        "changed by the call",
+        None,
+    ),
 }
 
 
 def test_reference_solutions_pass():
     report = grade_file(REFERENCE)
-    assert report.total == len(EXERCISES) == 5
+    assert report.total == len(LAYER_KEYS) == 5
     assert report.score == 5, str(report)
     assert report.passed and report.n_passed == 5
     assert report.warnings == []
@@ -142,22 +240,27 @@ def test_every_wrong_fixture_is_listed():
     on_disk = {p.name for p in FIXTURES.glob("wrong_*.py")}
     assert on_disk == set(WRONG)
     assert len(WRONG) >= 20
+    per_exercise = {k: sum(v[0] == k for v in WRONG.values()) for k in ALL_KEYS}
+    assert min(per_exercise.values()) >= 2, per_exercise
 
 
 @pytest.mark.parametrize("name", sorted(WRONG))
 def test_wrong_solution_is_flagged_with_the_right_tensor(name):
     key, must, may, phrase, still_passes = WRONG[name]
     report = grade_file(FIXTURES / name)
+    sheet = next(e.sheet for e in EXERCISES if e.key == key)
+    n = sum(e.sheet == sheet for e in EXERCISES)  # the file is graded on its own sheet
+    assert [e.key for e in report.exercises] == (LAYER_KEYS if n == 5 else CONV_KEYS)
     failed = [e.key for e in report.exercises if not e.passed]
     assert failed == [key], str(report)
-    assert report.n_passed == 4
+    assert report.n_passed == n - 1
     ex = report[key]
-    assert 0 <= ex.score < 1 and report.score == pytest.approx(4 + ex.score)
+    assert 0 <= ex.score < 1 and report.score == pytest.approx(n - 1 + ex.score)
     tensors = set(ex.failed_tensors)
     assert must <= tensors, str(report)
     assert tensors <= must | may, str(report)
     text = str(report)
-    assert "(4 of 5 exercises fully passed)" in text
+    assert f"({n - 1} of {n} exercises fully passed)" in text
     for tensor in must:
         assert f"FAIL  {tensor}" in text
     bad = [r for r in ex.rows if not r.passed]
@@ -176,6 +279,57 @@ def test_skeleton_scores_zero_and_says_what_is_missing():
         errors = [r for r in ex.rows if not r.passed]
         assert errors and all("NotImplementedError" in r.detail for r in errors)
     assert "Score: 0/5" in str(report)
+
+
+def test_part_two_reference_passes_and_skeleton_scores_zero():
+    report = grade_file(REFERENCE_CONV)
+    assert (
+        [e.key for e in report.exercises]
+        == CONV_KEYS
+        == [
+            "conv2d_backward",
+            "batch_norm_backward",
+            "hinge_loss_grad",
+            "gradient_penalty_grad",
+        ]
+    )
+    assert report.score == report.total == 4 and report.passed, str(report)
+    assert report.warnings == []
+    for ex in report.exercises:
+        assert ex.notes == [], ex.notes
+        assert any("[seed draw 2]" in c for c in ex.checks)
+    skeleton = grade_file(SKELETON_CONV)
+    assert skeleton.score == 0 and skeleton.total == 4, str(skeleton)
+    for ex in skeleton.exercises:
+        assert ex.failed_tensors == ["error"], ex.format(verbose=True)
+        assert all("NotImplementedError" in r.detail for r in ex.rows if not r.passed)
+    assert "Score: 0/4" in str(skeleton)
+    _validate_gradescope(report.to_gradescope())
+
+
+def test_sheets_are_chosen_by_the_names_a_file_defines(tmp_path):
+    from minigan.grading import exercises_for
+
+    assert [e.key for e in exercises_for([])] == LAYER_KEYS  # empty or broken file
+    assert [e.key for e in exercises_for(["Conv2d"])] == CONV_KEYS
+    assert [e.key for e in exercises_for(["Linear", "hinge_loss_grad"])] == ALL_KEYS
+    both = _student(
+        tmp_path,
+        f"import sys\nsys.path.insert(0, {str(FIXTURES)!r})\n"
+        "from reference import *  # noqa: F403\nfrom reference_conv import *  # noqa: F403\n"
+        "from reference import BCEWithLogitsLoss, LeakyReLU, Linear, Sigmoid  # noqa: F401\n"
+        "from reference import d_loss_grad_fake  # noqa: F401\n"
+        "from reference_conv import BatchNorm1d, Conv2d  # noqa: F401\n",
+        "both.py",
+    )
+    report = grade_file(both)
+    assert [e.key for e in report.exercises] == ALL_KEYS
+    # BatchNorm2d, hinge_* and gradient_penalty_* only come from the star import, which the
+    # sheet detection does not see; the grader still grades (and passes) them by name.
+    assert report.score == 9, str(report)
+    missing = _student(tmp_path, "def Conv2d():\n    pass\n", "missing.py")
+    report = grade_file(missing, exercises=None)
+    assert report.total == 4 and "defines no 'BatchNorm1d'" in str(report)
 
 
 def test_a_file_that_does_not_import_fails_every_exercise(tmp_path):
@@ -228,6 +382,10 @@ def test_selection_determinism_and_json():
         "linear",
         "bce_with_logits",
         "d_loss_grad_fake",
+        "conv2d_backward",
+        "batch_norm_backward",
+        "hinge_loss_grad",
+        "gradient_penalty_grad",
     }
 
 
