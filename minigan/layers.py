@@ -20,8 +20,10 @@ from typing import Any
 from . import functional as F
 from . import init
 from .backend import (
+    array_namespace,
     as_generator,
     backend_of,
+    device_of,
     host_rng_state,
     resolve_device,
     resolve_dtype,
@@ -592,7 +594,7 @@ class LeakyReLU(Module):
         """Tangent of the output, ``phi'(x) * t`` (after ``forward``; kept for
         :meth:`jvp_backward`)."""
         self._tangent = tangent
-        return F.leaky_relu_fast_jvp(tangent, self._cached())
+        return F.leaky_relu_fast_jvp(tangent, self._slope())
 
     def jvp_backward(self, dout, dtangent, *, input_grad: bool = True):
         """Reverse pass through ``(phi(x), phi'(x) t)``: returns ``(dx, dt)``
@@ -600,7 +602,17 @@ class LeakyReLU(Module):
         tangent = _cached_tangent(self)
         if not input_grad:
             return None, None
-        return F.leaky_relu_fast_jvp_backward(dout, dtangent, self._cached(), tangent)
+        return F.leaky_relu_fast_jvp_backward(dout, dtangent, self._slope(), tangent)
+
+    def _slope(self):
+        """The local slope ``dy/dx`` (the fast pair's cache; made from the teaching mask)."""
+        fast, cache = self._cached()
+        if fast:
+            return cache
+        mask, negative_slope = cache
+        xp = array_namespace(mask)
+        one = xp.ones(mask.shape, dtype=self._tangent.dtype, device=device_of(mask))
+        return xp.where(mask, one, one * negative_slope)
 
     def extra_repr(self) -> str:
         """``negative_slope=...``."""
