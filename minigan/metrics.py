@@ -667,7 +667,7 @@ def generate_samples(gan, n: int, *, seed=0, batch_size: int = 1000):
     for start in range(0, n, batch_size):
         b = min(batch_size, n - start)
         z = rng.standard_normal((b, gan.latent_dim), dtype=host_dtype)
-        parts.append(gan.sample(b, z=z))
+        parts.append(gan.sample(b, z=z, labels=gan.balanced_labels(b, start)))
     x = xp.concat(parts, axis=0)
     return xp.clip((x + 1.0) * 0.5, 0.0, 1.0)
 

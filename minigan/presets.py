@@ -215,7 +215,9 @@ PRESETS: dict[str, Preset] = {
     "cgan": Preset(
         "cgan",
         generator="conditional_mlp_generator",
+        generator_args={**_mlp_args((256, 512, 1024)), "num_classes": 10},
         discriminator="conditional_mlp_discriminator",
+        discriminator_args={**_mlp_args((1024, 512, 256)), "num_classes": 10},
         notes="Conditional GAN (Mirza & Osindero 2014): one-hot labels concatenated to z and to "
         "D's input, default MLPs and Adam 2e-4 betas (0.5, 0.999).",
     ),
