@@ -19,7 +19,7 @@ from .backend import as_generator, backend_of, host_rng_state, resolve_device, s
 from .ema import EMA
 from .models import get_model, mlp_discriminator, mlp_generator
 from .objectives import Objective, get_objective
-from .optim import Optimizer
+from .optim import Optimizer, clip_grad_norm_
 from .presets import G_LOSSES, PRESETS, Preset, get_preset, make_optimizer
 
 __all__ = [
@@ -59,6 +59,24 @@ def _caches(module) -> list[tuple[Any, Any]]:
     return [(m, m._cache) for m in module.modules()]
 
 
+#: Preset fields handed to :class:`GAN` as they are (the stability switches and the EMA).
+SWITCHES = ("ema_decay", "instance_noise", "instance_noise_steps", "max_grad_norm")
+
+
+def _check_switches(instance_noise, instance_noise_steps, max_grad_norm) -> None:
+    """One-line errors for the stability switches of :class:`GAN`."""
+    ok = isinstance(instance_noise, (int, float)) and not isinstance(instance_noise, bool)
+    if not ok or not np.isfinite(instance_noise) or instance_noise < 0:
+        raise ValueError(f"instance_noise: expected a finite std >= 0, got {instance_noise!r}")
+    steps = instance_noise_steps
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"instance_noise_steps: expected an int >= 0, got {steps!r}")
+    if max_grad_norm is not None and not (
+        isinstance(max_grad_norm, (int, float)) and np.isfinite(max_grad_norm) and max_grad_norm > 0
+    ):
+        raise ValueError(f"max_grad_norm: expected None or a number > 0, got {max_grad_norm!r}")
+
+
 def _forward(module, x, labels):
     """``module.forward(x)``, or ``forward(x, labels)`` for a conditional model."""
     return module.forward(x) if labels is None else module.forward(x, labels)
@@ -85,6 +103,15 @@ class GAN:
     ema_decay : float in [0, 1), optional
         Keep an exponential moving average of G's weights (:class:`~minigan.ema.EMA`, Yazici
         et al. 2019), updated after every G step and used by :meth:`sample`.
+    instance_noise : float >= 0
+        Instance noise (Sonderby et al. 2017, Sec. 3.1; Arjovsky & Bottou 2017): D sees
+        ``x + sigma * eps``, eps ~ N(0, I) drawn on the host, for real and fake alike, also in
+        G's step; 0 (default) is off and draws nothing.
+    instance_noise_steps : int >= 0
+        Anneal sigma linearly to 0 over this many D steps (0: constant sigma).
+    max_grad_norm : float, optional
+        Clip each player's global gradient norm before its optimizer step
+        (:func:`~minigan.optim.clip_grad_norm_`, ``torch.nn.utils.clip_grad_norm_``).
 
     Attributes
     ----------
@@ -129,6 +156,9 @@ class GAN:
         *,
         objective: Objective | str | None = None,
         ema_decay: float | None = None,
+        instance_noise: float = 0.0,
+        instance_noise_steps: int = 0,
+        max_grad_norm: float | None = None,
     ):
         if g_loss not in G_LOSSES:
             raise ValueError(f"g_loss: expected one of {tuple(G_LOSSES)}, got {g_loss!r}")
@@ -155,6 +185,10 @@ class GAN:
                 f"{d_classes} (both conditional on the same classes, or neither)"
             )
         self.ema = None if ema_decay is None else EMA(generator, ema_decay)
+        _check_switches(instance_noise, instance_noise_steps, max_grad_norm)
+        self.instance_noise = float(instance_noise)
+        self.instance_noise_steps = int(instance_noise_steps)
+        self.max_grad_norm = max_grad_norm
 
     @property
     def g_loss(self) -> str:
@@ -176,6 +210,25 @@ class GAN:
         if self.num_classes is None:
             return None
         return (start + np.arange(n, dtype=np.int64)) % self.num_classes
+
+    def noise_std(self) -> float:
+        """Instance-noise sigma at this D step: ``sigma * max(0, 1 - d_steps / steps)``."""
+        if self.instance_noise_steps == 0:
+            return self.instance_noise
+        return self.instance_noise * max(0.0, 1.0 - self.d_steps / self.instance_noise_steps)
+
+    def _noisy(self, x):
+        """``x + sigma * eps`` (instance noise) for D's input; ``x`` itself when sigma is 0."""
+        sigma = self.noise_std()
+        if sigma == 0.0:
+            return x
+        host_dtype = np.float32 if "32" in str(self.dtype) else np.float64
+        eps = self.rng.standard_normal(tuple(x.shape), dtype=host_dtype)
+        return x + self.backend.asarray(sigma * eps, dtype=self.dtype)
+
+    def _clip(self, module) -> None:
+        if self.max_grad_norm is not None:
+            clip_grad_norm_(module.parameters(), self.max_grad_norm)
 
     def check_labels(self, labels, n: int):
         """Labels as the models take them: None (unconditional) or int64 (n,) on the device.
@@ -298,10 +351,12 @@ class GAN:
     def _d_step(self, real, fake, y=None):
         """D's update: loss, optional penalty, optimizer step, the objective's hook."""
         self.d_optimizer.zero_grad()
+        real, fake = self._noisy(real), self._noisy(fake)  # instance noise (off: unchanged)
         d_loss, real_out, fake_out = self._d_outputs(real, fake, y)
         penalty = self.objective.penalty(self.discriminator, real, fake, self.rng)
         if penalty is not None:
             d_loss = d_loss + penalty
+        self._clip(self.discriminator)
         self.d_optimizer.step()
         self.objective.after_d_step(self.discriminator)
         return d_loss, real_out, fake_out
@@ -310,7 +365,7 @@ class GAN:
         """G's update through the *updated* D, then the EMA of G; returns G's loss."""
         G, D = self.generator, self.discriminator
         self.g_optimizer.zero_grad()
-        g_loss, dout = self.objective.g_loss(_forward(D, fake, y))
+        g_loss, dout = self.objective.g_loss(_forward(D, self._noisy(fake), y))
         # Only dL/d(fake) is needed from D here. D's parameter gradients would be wasted work,
         # and harmful if kept: they would leak into D's next update. Freezing D is exact
         # because G's loss reaches G's weights only through D's *input*, so dL/d(fake) does
@@ -322,6 +377,7 @@ class GAN:
         finally:
             _restore(modes)  # the caller's setting, also after an error
         G.backward(dfake, input_grad=False)  # the noise z needs no gradient
+        self._clip(G)
         self.g_optimizer.step()
         if self.ema is not None:
             self.ema.update()
@@ -477,8 +533,9 @@ def build_gan(
         p.optimizer, D.parameters(), **{**p.optimizer_args, **p.d_optimizer_args}
     )
     objective = get_objective(p.objective, **p.objective_args)
+    switches = {k: getattr(p, k) for k in SWITCHES}
     gan = GAN(G, D, p.latent_dim, g_opt, d_opt, seed=rng.integers(2**63), objective=objective,
-              ema_decay=p.ema_decay)  # fmt: skip
+              **switches)  # fmt: skip
     gan.preset = p
     gan.image_shape = tuple(image_shape)
     gan.data_shape = g_build.data_shape(image_shape)

@@ -91,7 +91,24 @@ class Preset:
         A key of :data:`minigan.objectives.OBJECTIVES`; ``objective_args`` are its settings.
     objective_args : dict
     ema_decay : float or None
-        Exponential moving average of G's weights (None: off).
+        Exponential moving average of G's weights (None: off; Yazici et al. 2019 use 0.999).
+
+    Stability switches (each off by default; see :class:`minigan.gan.GAN`):
+
+    * one-sided label smoothing: ``objective_args={"real_label": 0.9}`` for the BCE games
+      (Salimans et al. 2016, Sec. 3.4; shortcut ``real_label``);
+    * TTUR, two time-scale learning rates: ``d_optimizer_args={"lr": 4e-4}`` (Heusel et al.
+      2017; shortcut ``d_lr``);
+    * ``n_critic``: critic steps per G step, in ``objective_args`` of the Wasserstein games
+      (Arjovsky et al. 2017; shortcut ``n_critic``).
+
+    instance_noise : float
+        Std of Gaussian noise added to D's inputs, real and fake (Sonderby et al. 2017).
+    instance_noise_steps : int
+        Anneal it linearly to 0 over this many D steps (0: constant).
+    max_grad_norm : float or None
+        Clip both players' global gradient norm (``torch.nn.utils.clip_grad_norm_``; Pascanu
+        et al. 2013).
     notes : str
         One line for ``minigan presets`` (not compared).
     """
@@ -112,6 +129,9 @@ class Preset:
     objective: str = "non_saturating"
     objective_args: dict[str, Any] = field(default_factory=dict)
     ema_decay: float | None = None
+    instance_noise: float = 0.0
+    instance_noise_steps: int = 0
+    max_grad_norm: float | None = None
     notes: str = field(default="", compare=False)
 
     # -- data ------------------------------------------------------------------------------

@@ -97,6 +97,54 @@ def test_wgan_clip_hook_keeps_critic_weights_in_range():
     assert np.max(np.abs(w)) <= 0.01 and np.max(np.abs(w)) == pytest.approx(0.01)
 
 
+def test_switches_off_by_default_leave_the_step_unchanged_and_on_change_it():
+    kw = dict(data_dim=12, latent_dim=4, g_hidden=(8,), d_hidden=(8,), seed=0)
+    x = _batch()[0]
+    plain = build_gan("default", **kw).train_step(x)
+    zero = build_gan("default", instance_noise=0.0, **kw).train_step(x)
+    assert float(plain["d_loss"]) == float(zero["d_loss"])  # off draws nothing
+    noisy = build_gan("default", instance_noise=0.5, **kw).train_step(x)
+    assert float(noisy["d_loss"]) != float(plain["d_loss"])
+
+
+def test_instance_noise_anneals_linearly_and_is_resumed_from_d_steps():
+    gan = build_gan("default", data_dim=12, g_hidden=(8,), d_hidden=(8,), instance_noise=0.2,
+                    instance_noise_steps=4)  # fmt: skip
+    stds = []
+    for i in range(6):
+        stds.append(gan.noise_std())
+        gan.train_step(_batch(seed=i)[0])
+    assert stds == pytest.approx([0.2, 0.15, 0.1, 0.05, 0.0, 0.0])
+
+
+def _norm(module) -> float:
+    return float(np.sqrt(sum(np.sum(to_numpy(p.grad) ** 2) for p in module.parameters())))
+
+
+def test_max_grad_norm_clips_each_players_gradient():
+    kw = dict(data_dim=12, g_hidden=(8,), d_hidden=(8,))
+    free = build_gan("default", **kw)
+    free.train_step(_batch()[0])
+    assert _norm(free.discriminator) > 1e-2 and _norm(free.generator) > 1e-2
+    gan = build_gan("default", max_grad_norm=1e-3, **kw)
+    gan.train_step(_batch()[0])  # the gradients stay as the optimizers used them
+    assert _norm(gan.discriminator) <= 1e-3 * (1 + 1e-5)
+    assert _norm(gan.generator) <= 1e-3 * (1 + 1e-5)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"instance_noise": -0.1}, r"instance_noise: expected a finite std >= 0, got -0.1"),
+        ({"instance_noise_steps": -1}, r"instance_noise_steps: expected an int >= 0, got -1"),
+        ({"max_grad_norm": 0.0}, r"max_grad_norm: expected None or a number > 0, got 0.0"),
+    ],
+)
+def test_bad_switches_are_one_line_errors(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        build_gan("default", data_dim=12, g_hidden=(8,), d_hidden=(8,), **overrides)
+
+
 # ---------------------------------------------------------------------------------------------
 # conditional GANs
 # ---------------------------------------------------------------------------------------------
