@@ -36,8 +36,9 @@ SETTINGS: dict[str, tuple[str, dict]] = {
 STD = 0.03
 
 
-def ring_gan(objective: str, seed: int = 0):
-    """The ``ring`` preset's models with ``objective``'s preset optimizer and objective."""
+def ring_gan(objective: str, seed: int = 0, lr: float | None = None):
+    """The ``ring`` preset's models with ``objective``'s preset optimizer and objective
+    (``lr``: another learning rate for both players, e.g. the ring preset's 1e-3)."""
     name, extra = SETTINGS[objective]
     p = get_preset(name)
     fields = {
@@ -50,12 +51,14 @@ def ring_gan(objective: str, seed: int = 0):
     }
     if "objective" in extra:  # another game on the same optimizer: its own default settings
         fields["objective_args"] = {}
+    if lr is not None:
+        fields["optimizer_args"] = {**fields["optimizer_args"], "lr": lr}
     return build_gan("ring", data_dim=2, seed=seed, **fields)
 
 
-def train_ring(objective: str, g_steps: int, seed: int = 0) -> dict:
+def train_ring(objective: str, g_steps: int, seed: int = 0, lr: float | None = None) -> dict:
     """Train for ``g_steps`` G updates (n_critic D updates each); modes covered of 8."""
-    gan = ring_gan(objective, seed)
+    gan = ring_gan(objective, seed, lr)
     rng = np.random.default_rng([seed, 1])
     batch = gan.preset.batch_size
     d_steps = g_steps * gan.objective.n_critic
@@ -66,7 +69,8 @@ def train_ring(objective: str, g_steps: int, seed: int = 0) -> dict:
     x = np.asarray(gan.sample(2000, z=np.random.default_rng([seed, 2]).standard_normal(
         (2000, gan.latent_dim), dtype=np.float32)))  # fmt: skip
     covered, near = modes_covered(x, ring_centers(), STD)
-    return {"objective": objective, "seed": seed, "g_steps": g_steps, "d_steps": d_steps,
+    return {"objective": objective, "seed": seed, "lr": gan.preset.lr, "g_steps": g_steps,
+            "d_steps": d_steps,
             "modes": covered, "near": near, "seconds": seconds}  # fmt: skip
 
 
@@ -75,22 +79,24 @@ def main() -> None:
     ap.add_argument("--g-steps", type=int, default=3000)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--objectives", nargs="+", default=list(SETTINGS))
+    ap.add_argument("--lr", type=float, default=None, help="one lr for all (default: presets')")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "ring_objectives"))
     args = ap.parse_args()
     rows = []
     for obj in args.objectives:
         for seed in args.seeds:
-            row = train_ring(obj, args.g_steps, seed)
+            row = train_ring(obj, args.g_steps, seed, args.lr)
             rows.append(row)
-            print(f"{obj:<15} seed {seed}: {row['modes']}/8 modes, {row['near']:.2f} near, "
-                  f"{row['d_steps']} D steps in {row['seconds']:.0f} s", flush=True)  # fmt: skip
+            took = f"lr {row['lr']:g}, {row['d_steps']} D steps in {row['seconds']:.0f} s"
+            print(f"{obj:<15} seed {seed}: {row['modes']}/8 modes, {row['near']:.2f} near, {took}",
+                  flush=True)  # fmt: skip
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
-    lines = ["| objective | preset settings | seed | G steps | D steps | modes of 8 | near |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| objective | preset settings | lr | seed | G steps | D steps | modes of 8 | near |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
-        cells = (r["objective"], SETTINGS[r["objective"]][0], r["seed"], r["g_steps"])
+        cells = (r["objective"], SETTINGS[r["objective"]][0], r["lr"], r["seed"], r["g_steps"])
         cells += (r["d_steps"], r["modes"], f"{r['near']:.2f}")
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")

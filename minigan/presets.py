@@ -92,16 +92,6 @@ class Preset:
     objective_args : dict
     ema_decay : float or None
         Exponential moving average of G's weights (None: off; Yazici et al. 2019 use 0.999).
-
-    Stability switches (each off by default; see :class:`minigan.gan.GAN`):
-
-    * one-sided label smoothing: ``objective_args={"real_label": 0.9}`` for the BCE games
-      (Salimans et al. 2016, Sec. 3.4; shortcut ``real_label``);
-    * TTUR, two time-scale learning rates: ``d_optimizer_args={"lr": 4e-4}`` (Heusel et al.
-      2017; shortcut ``d_lr``);
-    * ``n_critic``: critic steps per G step, in ``objective_args`` of the Wasserstein games
-      (Arjovsky et al. 2017; shortcut ``n_critic``).
-
     instance_noise : float
         Std of Gaussian noise added to D's inputs, real and fake (Sonderby et al. 2017).
     instance_noise_steps : int
@@ -111,6 +101,15 @@ class Preset:
         et al. 2013).
     notes : str
         One line for ``minigan presets`` (not compared).
+
+    Notes
+    -----
+    Stability switches, each off by default (see :class:`minigan.gan.GAN`): one-sided label
+    smoothing ``objective_args={"real_label": 0.9}`` for the BCE games (Salimans et al. 2016,
+    Sec. 3.4; shortcut ``real_label``); TTUR, two time-scale learning rates,
+    ``d_optimizer_args={"lr": 4e-4}`` (Heusel et al. 2017; shortcut ``d_lr``); ``n_critic``
+    critic steps per G step in ``objective_args`` of the Wasserstein games (Arjovsky et al.
+    2017; shortcut ``n_critic``); instance noise and gradient-norm clipping (the fields above).
     """
 
     name: str
