@@ -215,6 +215,23 @@ def test_labels_given_to_an_unconditional_gan_are_refused():
         gan.train_step(*_batch())
 
 
+def test_conditional_gan_on_the_ring_draws_the_asked_for_mode():
+    # labels = the mode each point came from: a cGAN must learn to put class k at centre k
+    kw = {"hidden_sizes": (64, 64), "negative_slope": 0.2, "num_classes": 8}
+    gan = build_gan("ring", data_dim=2, seed=0, generator="conditional_mlp_generator",
+                    discriminator="conditional_mlp_discriminator", generator_args=kw,
+                    discriminator_args=kw)  # fmt: skip
+    rng, centers = np.random.default_rng(1), data.ring_centers()
+    for _ in range(1500):
+        k = rng.integers(0, 8, 128)
+        x = (centers[k] + 0.03 * rng.standard_normal((128, 2))).astype(np.float32)
+        gan.train_step(gan.backend.asarray(x), gan.backend.asarray(k))
+    y = gan.balanced_labels(800)
+    s = to_numpy(gan.sample(800, labels=y))
+    nearest = np.argmin(np.linalg.norm(s[:, None] - centers[None], axis=2), axis=1)
+    assert np.mean(nearest == y) >= 0.9  # chance: 1/8
+
+
 def test_batch_iterator_yields_labels_in_the_images_order_and_resumes_exactly():
     x = np.arange(40, dtype=np.float32).reshape(20, 2)
     y = np.arange(20) % 7
