@@ -8,6 +8,9 @@ each alike:
   critic loss term;
 * ``penalty``    -- ``gradient_penalty(D, x)``: forward, input backward, tangent pass and the
   double backward into D's weights;
+* ``wgan_gp_cycle`` -- one n_critic cycle of the ``wgan-gp`` preset's ``GAN.train_step``
+  (5 critic updates, each with its penalty, and 1 generator update) on the same batch; the
+  summary prints the step time (cycle / 5) and the share of it spent in the penalty;
 * ``torch_gp``   -- the same penalty with ``torch.autograd.grad(..., create_graph=True)`` and
   ``backward`` on PyTorch's CPU build (when importable), for scale.
 
@@ -32,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from minigan.backend import resolve_device
-from minigan.gan import mlp_discriminator
+from minigan.gan import build_gan, mlp_discriminator
 from minigan.objectives import gradient_penalty
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -106,7 +109,15 @@ def main(argv=None) -> dict:
         gradient_penalty(D, x)
         sync(D[0].grads["weight"])
 
-    contenders = {"d_fwd_bwd": d_fwd_bwd, "penalty": penalty}
+    gan = build_gan("wgan-gp", device=backend, seed=1)
+    n_critic = gan.objective.n_critic
+
+    def wgan_gp_cycle():
+        for _ in range(n_critic):
+            out = gan.train_step(x)
+        sync(out["d_loss"])
+
+    contenders = {"d_fwd_bwd": d_fwd_bwd, "penalty": penalty, "wgan_gp_cycle": wgan_gp_cycle}
     torch = None
     if not args.no_torch and args.device == "cpu":
         try:
@@ -144,6 +155,16 @@ def main(argv=None) -> dict:
         rng_s = f"{r['p25_ms']:.2f}-{r['p75_ms']:.2f}"
         print(f"{k:<12} {r['median_ms']:>12.2f} {rng_s:>16} {r['ratio_to_d_fwd_bwd']:>12.2f}")
         lines.append(f"| {k} | {r['median_ms']:.2f} | {rng_s} | {r['ratio_to_d_fwd_bwd']:.2f} |")
+    step = rows["wgan_gp_cycle"]["median_ms"] / n_critic
+    share = rows["penalty"]["median_ms"] / step
+    result["wgan_gp_step_ms"], result["penalty_share_of_step"] = step, share
+    print(
+        f"wgan-gp train_step (mean over a cycle of {n_critic}): {step:.2f} ms, penalty {share:.0%}"
+    )
+    what = f"MLP, batch {args.batch}, mean over an n_critic={n_critic} cycle"
+    lines.append(
+        f"\nwgan-gp `train_step` ({what}): {step:.2f} ms; the penalty is {share:.0%} of it."
+    )
     RESULTS_DIR.mkdir(exist_ok=True)
     stem = RESULTS_DIR / f"penalty_{args.device}"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")

@@ -200,6 +200,13 @@ def _setup_sample(sub) -> None:
     p.add_argument("--out", default="grid.png", help="output PNG")
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "gpu"), help="device")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise z")
+    p.add_argument(
+        "--labels",
+        default=None,
+        help="conditional GANs: classes to draw, e.g. 0-9 or 1,3,7; one row of --per-class "
+        "images per class (replaces --n)",
+    )
+    p.add_argument("--per-class", type=int, default=10, help="images per class with --labels")
     p.set_defaults(func=_run_sample)
 
 
@@ -231,6 +238,27 @@ def _check_seed(flag: str, seed: int) -> None:
         raise ValueError(f"{flag}: expected an int >= 0, got {seed}")
 
 
+def parse_labels(text: str) -> list[int]:
+    """``"0-9"`` -> [0, ..., 9]; ``"1,3,7"`` -> [1, 3, 7]; ``"0-2,5"`` -> [0, 1, 2, 5].
+
+    Raises
+    ------
+    ValueError
+        A part that is not an int or a range ``a-b`` with a <= b.
+    """
+    out: list[int] = []
+    for part in text.split(","):
+        lo, sep, hi = part.strip().partition("-")
+        try:
+            a, b = int(lo), int(hi) if sep else int(lo)
+        except ValueError:
+            raise ValueError(f"--labels: expected e.g. 0-9 or 1,3,7, got {text!r}") from None
+        if a > b:
+            raise ValueError(f"--labels: range {part!r} runs backwards")
+        out.extend(range(a, b + 1))
+    return out
+
+
 def _run_sample(args) -> int:
     import numpy as np
 
@@ -238,6 +266,12 @@ def _run_sample(args) -> int:
     from .checkpoint import gan_from_checkpoint
     from .viz import IMAGE_SUFFIXES, MAX_GRID_IMAGES, save_image_grid
 
+    labels = None
+    if args.labels is not None:
+        if args.per_class < 1:
+            raise ValueError(f"--per-class: expected >= 1, got {args.per_class}")
+        labels = np.repeat(parse_labels(args.labels), args.per_class)  # one row per class
+        args.n = len(labels)
     if args.n < 1:
         raise ValueError(f"--n: expected >= 1, got {args.n}")
     if args.n > MAX_GRID_IMAGES:
@@ -251,15 +285,19 @@ def _run_sample(args) -> int:
         raise FileNotFoundError(f"checkpoint {args.checkpoint}: no such file")
     out = _output_file("--out", args.out, IMAGE_SUFFIXES)
     gan, _, _ = gan_from_checkpoint(args.checkpoint, device=args.device)
+    if labels is None:
+        labels = gan.balanced_labels(args.n)  # a conditional GAN without --labels: all classes
     host_dtype = np.float32 if "32" in str(gan.dtype) else np.float64
     rng = np.random.default_rng(args.seed)
     parts = []  # generated and copied to the host a batch at a time
     for start in range(0, args.n, _SAMPLE_BATCH):
         b = min(_SAMPLE_BATCH, args.n - start)
         z = rng.standard_normal((b, gan.latent_dim), host_dtype)
-        parts.append(to_numpy(gan.sample(b, z=z)))
+        part_labels = None if labels is None else labels[start : start + b]
+        parts.append(to_numpy(gan.sample(b, z=z, labels=part_labels)))
     images = np.concatenate(parts, axis=0).reshape(args.n, *gan.image_shape)  # grey or RGB
-    path = save_image_grid(images, out, nrow=math.ceil(math.sqrt(args.n)))
+    nrow = args.per_class if args.labels is not None else math.ceil(math.sqrt(args.n))
+    path = save_image_grid(images, out, nrow=nrow)
     print(f"wrote {args.n} samples to {path}")
     return 0
 

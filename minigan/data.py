@@ -827,11 +827,14 @@ class BatchIterator:
         Skip the final incomplete batch (training: every batch has ``batch_size`` rows).
     seed : int or numpy.random.Generator
         The host generator of the permutations.
+    labels : int array (N,), optional
+        Class labels of ``data`` (a conditional GAN's): then each batch is a pair
+        ``(x, y)``, both gathered with the same indices, y int64 on ``device``.
 
     Shapes
     ------
     Each batch is (batch_size, D) on ``device`` (the last one may be smaller when
-    ``drop_last=False``).
+    ``drop_last=False``); with ``labels``, ``((batch_size, D), (batch_size,))``.
 
     Raises
     ------
@@ -839,7 +842,8 @@ class BatchIterator:
         ``batch_size`` is not an int (bools are refused); ``dtype`` is not float32 / float64
         (host data only); ``device`` is not a device.
     ValueError
-        ``batch_size`` outside ``1..N``; an unknown device string.
+        ``batch_size`` outside ``1..N``; an unknown device string; ``labels`` not of shape
+        (N,).
     RuntimeError
         ``device="gpu"`` without CuPy or a visible CUDA device.
 
@@ -861,9 +865,12 @@ class BatchIterator:
         shuffle: bool = True,
         drop_last: bool = True,
         seed=0,
+        labels=None,
     ):
         self.backend = resolve_device(device)
         n = int(data.shape[0])
+        if labels is not None and tuple(labels.shape) != (n,):
+            raise ValueError(f"labels: expected shape {(n,)}, got {tuple(labels.shape)}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
             raise TypeError(f"batch_size: expected an int, got {batch_size!r}")
         if not 1 <= batch_size <= n:
@@ -874,6 +881,9 @@ class BatchIterator:
             self.data = self.backend.asarray(data, dtype=dtype)  # the one host->device copy
         else:
             self.data = data
+        if isinstance(labels, np.ndarray):
+            labels = self.backend.asarray(labels.astype(np.int64))  # once, like the data
+        self.labels = labels
         self.n = n
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
@@ -913,9 +923,10 @@ class BatchIterator:
         B = self.batch_size
         for i in range(start, n_batches):
             stop = min((i + 1) * B, self.n)  # the array API has no out-of-bounds slices
-            batch = xp.take(self.data, index[i * B : stop], axis=0)  # (B, D)
+            rows = index[i * B : stop]
+            batch = xp.take(self.data, rows, axis=0)  # (B, D)
             self._position = i + 1
-            yield batch
+            yield batch if self.labels is None else (batch, xp.take(self.labels, rows, axis=0))
         self._position = 0
         self._epoch_state = None
 

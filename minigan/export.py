@@ -603,9 +603,9 @@ NETS = ("generator", "discriminator")
 
 
 def _net_for_export(gan, net: str) -> Module:
-    """The network to export. Hook: once checkpoints hold EMA generator weights (issue 11),
-    ``net == "generator"`` returns the EMA generator here when the checkpoint has one."""
-    return getattr(gan, net)
+    """The network to export: the EMA generator when the GAN keeps one (issue 11)."""
+    ema = getattr(gan, "ema", None)
+    return ema.module if net == "generator" and ema is not None else getattr(gan, net)
 
 
 def _input_shape(gan, net: str) -> tuple[int, ...]:

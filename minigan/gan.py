@@ -16,9 +16,10 @@ import numpy as np
 
 from . import functional as F
 from .backend import as_generator, backend_of, host_rng_state, resolve_device, set_host_rng_state
+from .ema import EMA
 from .models import get_model, mlp_discriminator, mlp_generator
 from .objectives import Objective, get_objective
-from .optim import Optimizer
+from .optim import Optimizer, clip_grad_norm_
 from .presets import G_LOSSES, PRESETS, Preset, get_preset, make_optimizer
 
 __all__ = [
@@ -58,6 +59,29 @@ def _caches(module) -> list[tuple[Any, Any]]:
     return [(m, m._cache) for m in module.modules()]
 
 
+#: Preset fields handed to :class:`GAN` as they are (the stability switches and the EMA).
+SWITCHES = ("ema_decay", "instance_noise", "instance_noise_steps", "max_grad_norm")
+
+
+def _check_switches(instance_noise, instance_noise_steps, max_grad_norm) -> None:
+    """One-line errors for the stability switches of :class:`GAN`."""
+    ok = isinstance(instance_noise, (int, float)) and not isinstance(instance_noise, bool)
+    if not ok or not np.isfinite(instance_noise) or instance_noise < 0:
+        raise ValueError(f"instance_noise: expected a finite std >= 0, got {instance_noise!r}")
+    steps = instance_noise_steps
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"instance_noise_steps: expected an int >= 0, got {steps!r}")
+    if max_grad_norm is not None and not (
+        isinstance(max_grad_norm, (int, float)) and np.isfinite(max_grad_norm) and max_grad_norm > 0
+    ):
+        raise ValueError(f"max_grad_norm: expected None or a number > 0, got {max_grad_norm!r}")
+
+
+def _forward(module, x, labels):
+    """``module.forward(x)``, or ``forward(x, labels)`` for a conditional model."""
+    return module.forward(x) if labels is None else module.forward(x, labels)
+
+
 class GAN:
     """A generator, a discriminator, their optimizers, an objective, and the training step.
 
@@ -76,10 +100,28 @@ class GAN:
         Goodfellow et al. 2014 Sec. 3) or the original minimax ``log(1 - D(G(z)))``.
     objective : Objective or str, optional
         The game (:data:`minigan.objectives.OBJECTIVES`); overrides ``g_loss``.
+    ema_decay : float in [0, 1), optional
+        Keep an exponential moving average of G's weights (:class:`~minigan.ema.EMA`, Yazici
+        et al. 2019), updated after every G step and used by :meth:`sample`.
+    instance_noise : float >= 0
+        Instance noise (Sonderby et al. 2017, Sec. 3.1; Arjovsky & Bottou 2017): D sees
+        ``x + sigma * eps``, eps ~ N(0, I) drawn on the host, for real and fake alike, also in
+        G's step; 0 (default) is off and draws nothing.
+    instance_noise_steps : int >= 0
+        Anneal sigma linearly to 0 over this many D steps (0: constant sigma).
+    max_grad_norm : float, optional
+        Clip each player's global gradient norm before its optimizer step
+        (:func:`~minigan.optim.clip_grad_norm_`, ``torch.nn.utils.clip_grad_norm_``).
 
     Attributes
     ----------
     objective : Objective
+    num_classes : int or None
+        Classes of a conditional GAN (Mirza & Osindero 2014): the models' ``num_classes``
+        (:class:`~minigan.models.LabelConcat`); None for an unconditional one. A conditional
+        GAN takes labels in :meth:`train_step` and :meth:`sample`, G as ``G(z, y)`` and D as
+        ``D(x, y)``; the fake batch gets the real batch's labels.
+    ema : EMA or None
     d_joint_batch : bool
         Run D's update as one pass over the 2N rows ``[real; fake]`` instead of two passes
         (see :meth:`train_step`). True unless a module of D says it mixes the rows of a batch
@@ -92,13 +134,14 @@ class GAN:
     Raises
     ------
     ValueError
-        Unknown ``g_loss`` or objective; in :meth:`sample`, ``z`` not of shape (n, latent_dim);
-        in :meth:`train_step`, ``real`` whose shape D does not take.
+        Unknown ``g_loss`` or objective; ``ema_decay`` outside [0, 1); G and D that disagree
+        on ``num_classes``; in :meth:`sample`, ``z`` not of shape (n, latent_dim); in
+        :meth:`train_step`, ``real`` whose shape D does not take; labels given to an
+        unconditional GAN, missing for a conditional one, of the wrong shape, or (host
+        labels) outside ``0..num_classes-1``.
     TypeError
         ``seed`` not an int or Generator; in :meth:`train_step`, ``real`` of another dtype
         or array library than the model's.
-    NotImplementedError
-        ``labels`` given (conditional GANs come with their own issue).
     """
 
     def __init__(
@@ -112,6 +155,10 @@ class GAN:
         g_loss: str = "non_saturating",
         *,
         objective: Objective | str | None = None,
+        ema_decay: float | None = None,
+        instance_noise: float = 0.0,
+        instance_noise_steps: int = 0,
+        max_grad_norm: float | None = None,
     ):
         if g_loss not in G_LOSSES:
             raise ValueError(f"g_loss: expected one of {tuple(G_LOSSES)}, got {g_loss!r}")
@@ -130,6 +177,18 @@ class GAN:
         self.d_steps = 0
         self._last_g_loss = None
         self._targets: dict[int, tuple[Any, Any]] = {}
+        self.num_classes = getattr(generator, "num_classes", None)
+        d_classes = getattr(discriminator, "num_classes", None)
+        if d_classes != self.num_classes:
+            raise ValueError(
+                f"num_classes: the generator has {self.num_classes}, the discriminator "
+                f"{d_classes} (both conditional on the same classes, or neither)"
+            )
+        self.ema = None if ema_decay is None else EMA(generator, ema_decay)
+        _check_switches(instance_noise, instance_noise_steps, max_grad_norm)
+        self.instance_noise = float(instance_noise)
+        self.instance_noise_steps = int(instance_noise_steps)
+        self.max_grad_norm = max_grad_norm
 
     @property
     def g_loss(self) -> str:
@@ -138,6 +197,77 @@ class GAN:
         return back.get(self.objective.name, self.objective.name)
 
     # -- helpers ---------------------------------------------------------------------------
+    @property
+    def conditional(self) -> bool:
+        """True when G and D take class labels (``num_classes`` is not None)."""
+        return self.num_classes is not None
+
+    def balanced_labels(self, n: int, start: int = 0):
+        """Labels ``(start + i) % num_classes`` for i < n (host int64), None if unconditional.
+
+        What grids and metrics ask a conditional GAN for: every class equally often.
+        """
+        if self.num_classes is None:
+            return None
+        return (start + np.arange(n, dtype=np.int64)) % self.num_classes
+
+    def noise_std(self) -> float:
+        """Instance-noise sigma at this D step: ``sigma * max(0, 1 - d_steps / steps)``."""
+        if self.instance_noise_steps == 0:
+            return self.instance_noise
+        return self.instance_noise * max(0.0, 1.0 - self.d_steps / self.instance_noise_steps)
+
+    def _noisy(self, x):
+        """``x + sigma * eps`` (instance noise) for D's input; ``x`` itself when sigma is 0."""
+        sigma = self.noise_std()
+        if sigma == 0.0:
+            return x
+        host_dtype = np.float32 if "32" in str(self.dtype) else np.float64
+        eps = self.rng.standard_normal(tuple(x.shape), dtype=host_dtype)
+        return x + self.backend.asarray(sigma * eps, dtype=self.dtype)
+
+    def _clip(self, module) -> None:
+        if self.max_grad_norm is not None:
+            clip_grad_norm_(module.parameters(), self.max_grad_norm)
+
+    def check_labels(self, labels, n: int):
+        """Labels as the models take them: None (unconditional) or int64 (n,) on the device.
+
+        Host labels (a list or NumPy array) are range-checked; device labels (from
+        :class:`~minigan.data.BatchIterator`, checked once when loaded) only by shape and
+        dtype, since reading them would wait for the device.
+
+        Raises
+        ------
+        ValueError
+            Labels given to an unconditional GAN, missing for a conditional one, not of shape
+            (n,), not integers, or (host) outside ``0..num_classes-1``.
+        """
+        if self.num_classes is None:
+            if labels is not None:
+                raise ValueError("labels: this GAN is unconditional (num_classes None), got labels")
+            return None
+        if labels is None:
+            raise ValueError(
+                f"labels: this GAN is conditional, expected (n,) ints in "
+                f"0..{self.num_classes - 1}, got none"
+            )
+        if isinstance(labels, (list, tuple, range, np.ndarray)):
+            host = np.asarray(labels)
+            if host.size and not np.issubdtype(host.dtype, np.integer):
+                raise ValueError(f"labels: expected integers, got dtype {host.dtype}")
+            if host.size and (host.min() < 0 or host.max() >= self.num_classes):
+                raise ValueError(
+                    f"labels: expected values in 0..{self.num_classes - 1}, got "
+                    f"{host.min()}..{host.max()}"
+                )
+            labels = self.backend.asarray(host.astype(np.int64))
+        elif not self.backend.xp.isdtype(labels.dtype, "integral"):
+            raise ValueError(f"labels: expected integers, got dtype {labels.dtype}")
+        if tuple(labels.shape) != (n,):
+            raise ValueError(f"labels: expected shape {(n,)}, got {tuple(labels.shape)}")
+        return labels
+
     def sample_noise(self, n: int):
         """``z ~ N(0, I)`` of shape (n, latent_dim), drawn on the host, moved to the device.
 
@@ -165,8 +295,9 @@ class GAN:
         Parameters
         ----------
         real : array (N, ...) in G's output shape, on the model's device, in [-1, 1]
-        labels : None
-            Reserved for conditional GANs.
+        labels : int array (N,), optional
+            The real batch's classes, for a conditional GAN (required there, refused
+            otherwise; see :meth:`check_labels`). G draws the fake batch for the same labels.
 
         Returns
         -------
@@ -175,14 +306,13 @@ class GAN:
         :attr:`~minigan.objectives.Objective.metric_names` (BCE games: ``d_real`` = mean
         D(x), ``d_fake`` = mean D(G(z)), before D's update).
         """
-        if labels is not None:
-            raise NotImplementedError("train_step: labels (conditional GANs) are not supported yet")
+        y = self.check_labels(labels, real.shape[0])
         z = self.sample_noise(real.shape[0])
-        fake = self.generator.forward(z)  # G keeps its cache for the generator step below
-        d_loss, real_out, fake_out = self._d_step(real, fake)
+        fake = _forward(self.generator, z, y)  # G keeps its cache for the generator step below
+        d_loss, real_out, fake_out = self._d_step(real, fake, y)
         self.d_steps += 1
         if self.d_steps % self.objective.n_critic == 0:
-            self._last_g_loss = self._g_step(fake)
+            self._last_g_loss = self._g_step(fake, y)
         elif self._last_g_loss is None:
             self._last_g_loss = self.objective.g_loss(fake_out)[0]  # no update, a value to log
         return {
@@ -191,7 +321,7 @@ class GAN:
             **self.objective.metrics(real_out, fake_out),
         }
 
-    def _d_outputs(self, real, fake):
+    def _d_outputs(self, real, fake, y=None):
         """D's outputs on real and fake, gradients back-propagated into D.grads."""
         D, obj = self.discriminator, self.objective
         xp = self.backend.xp
@@ -200,16 +330,17 @@ class GAN:
             # Fast form, same gradients: one pass over the 2N rows [real; fake]. D's layers act
             # row by row, so the halves do not interact, and dL/dW sums over all 2N rows just
             # as the two backward passes below add up. One forward/backward, larger matrices.
-            out = D.forward(xp.concat([real, fake], axis=0))  # (2N, 1)
+            yy = None if y is None else xp.concat([y, y], axis=0)  # (2N,)
+            out = _forward(D, xp.concat([real, fake], axis=0), yy)  # (2N, 1)
             real_out, fake_out = out[:n, :], out[n:, :]
             d_loss, dreal, dfake = obj.d_loss(real_out, fake_out)
             D.backward(xp.concat([dreal, dfake], axis=0), input_grad=False)
             return d_loss, real_out, fake_out
         # Teaching form: real, then fake, gradients accumulating in D.grads. The loss needs
         # both outputs, so real's layer caches wait aside while D sees the fake batch.
-        real_out = D.forward(real)  # (N, 1)
+        real_out = _forward(D, real, y)  # (N, 1)
         real_caches = _caches(D)
-        fake_out = D.forward(fake)
+        fake_out = _forward(D, fake, y)
         d_loss, dreal, dfake = obj.d_loss(real_out, fake_out)
         D.backward(dfake, input_grad=False)  # G is not updated here ("detach")
         for m, cache in real_caches:
@@ -217,22 +348,24 @@ class GAN:
         D.backward(dreal, input_grad=False)  # nobody needs dL/dx of real data
         return d_loss, real_out, fake_out
 
-    def _d_step(self, real, fake):
+    def _d_step(self, real, fake, y=None):
         """D's update: loss, optional penalty, optimizer step, the objective's hook."""
         self.d_optimizer.zero_grad()
-        d_loss, real_out, fake_out = self._d_outputs(real, fake)
+        real, fake = self._noisy(real), self._noisy(fake)  # instance noise (off: unchanged)
+        d_loss, real_out, fake_out = self._d_outputs(real, fake, y)
         penalty = self.objective.penalty(self.discriminator, real, fake, self.rng)
         if penalty is not None:
             d_loss = d_loss + penalty
+        self._clip(self.discriminator)
         self.d_optimizer.step()
         self.objective.after_d_step(self.discriminator)
         return d_loss, real_out, fake_out
 
-    def _g_step(self, fake):
-        """G's update through the *updated* D; returns G's loss."""
+    def _g_step(self, fake, y=None):
+        """G's update through the *updated* D, then the EMA of G; returns G's loss."""
         G, D = self.generator, self.discriminator
         self.g_optimizer.zero_grad()
-        g_loss, dout = self.objective.g_loss(D.forward(fake))
+        g_loss, dout = self.objective.g_loss(_forward(D, self._noisy(fake), y))
         # Only dL/d(fake) is needed from D here. D's parameter gradients would be wasted work,
         # and harmful if kept: they would leak into D's next update. Freezing D is exact
         # because G's loss reaches G's weights only through D's *input*, so dL/d(fake) does
@@ -244,7 +377,10 @@ class GAN:
         finally:
             _restore(modes)  # the caller's setting, also after an error
         G.backward(dfake, input_grad=False)  # the noise z needs no gradient
+        self._clip(G)
         self.g_optimizer.step()
+        if self.ema is not None:
+            self.ema.update()
         return g_loss
 
     def sample(self, n: int, z=None, *, labels=None):
@@ -252,29 +388,35 @@ class GAN:
 
         ``z`` may be a host NumPy array or a device array of shape (n, latent_dim). G runs in
         evaluation mode (BatchNorm uses and keeps its running statistics) and gets its previous
-        mode back afterwards.
+        mode back afterwards. With an EMA (``ema_decay``), the averaged copy of G draws.
 
-        Shapes: z (n, latent_dim) -> images (n, ...) as G produces them.
+        Shapes: z (n, latent_dim), labels (n,) -> images (n, ...) as G produces them.
+
+        Parameters
+        ----------
+        n : int
+        z : array (n, latent_dim), optional
+        labels : ints (n,), optional
+            The class of each image: required for a conditional GAN, refused otherwise
+            (:meth:`check_labels`).
 
         Raises
         ------
         ValueError
-            ``z`` of another shape.
-        NotImplementedError
-            ``labels`` given.
+            ``z`` of another shape; labels as :meth:`check_labels` refuses them.
         """
-        if labels is not None:
-            raise NotImplementedError("sample: labels (conditional GANs) are not supported yet")
+        y = self.check_labels(labels, n)
         if z is None:
             z = self.sample_noise(n)
         elif tuple(z.shape) != (n, self.latent_dim):
             raise ValueError(f"z: expected shape {(n, self.latent_dim)}, got {tuple(z.shape)}")
         elif isinstance(z, np.ndarray):
             z = self.backend.asarray(z, dtype=self.dtype)
-        modes = _modes(self.generator)
-        self.generator.eval()
+        G = self.generator if self.ema is None else self.ema.module
+        modes = _modes(G)
+        G.eval()
         try:
-            return self.generator.forward(z)
+            return _forward(G, z, y)
         finally:
             _restore(modes)
 
@@ -284,8 +426,8 @@ class GAN:
 
         Keys: ``generator.<param>``, ``discriminator.<param>``, ``g_optimizer.<key>``,
         ``d_optimizer.<key>``, ``rng`` (the noise generator's state as a JSON string),
-        ``d_steps`` (D updates so far) and, between G updates of a multi-critic objective,
-        ``last_g_loss``.
+        ``d_steps`` (D updates so far), between G updates of a multi-critic objective
+        ``last_g_loss``, and with an EMA ``ema.<key>`` (:meth:`EMA.state_dict`).
         """
         out: dict[str, Any] = {}
         for prefix, obj in (
@@ -296,6 +438,8 @@ class GAN:
         ):
             for k, v in obj.state_dict().items():
                 out[f"{prefix}.{k}"] = v
+        if self.ema is not None:
+            out.update({f"ema.{k}": v for k, v in self.ema.state_dict().items()})
         out["rng"] = host_rng_state(self.rng)
         out["d_steps"] = int(self.d_steps)
         if self.objective.n_critic > 1 and self._last_g_loss is not None:
@@ -320,6 +464,10 @@ class GAN:
         self.discriminator.load_state_dict(parts.get("discriminator", {}))
         self.g_optimizer.load_state_dict(parts.get("g_optimizer", {}))
         self.d_optimizer.load_state_dict(parts.get("d_optimizer", {}))
+        if self.ema is not None:
+            if "ema" not in parts:
+                raise KeyError("state has no 'ema.*' entries, but this GAN keeps an EMA of G")
+            self.ema.load_state_dict(parts["ema"])
         rng = state["rng"]
         set_host_rng_state(self.rng, str(rng.item() if hasattr(rng, "item") else rng))
         self.d_steps = int(state.get("d_steps", 0))
@@ -385,7 +533,9 @@ def build_gan(
         p.optimizer, D.parameters(), **{**p.optimizer_args, **p.d_optimizer_args}
     )
     objective = get_objective(p.objective, **p.objective_args)
-    gan = GAN(G, D, p.latent_dim, g_opt, d_opt, seed=rng.integers(2**63), objective=objective)
+    switches = {k: getattr(p, k) for k in SWITCHES}
+    gan = GAN(G, D, p.latent_dim, g_opt, d_opt, seed=rng.integers(2**63), objective=objective,
+              **switches)  # fmt: skip
     gan.preset = p
     gan.image_shape = tuple(image_shape)
     gan.data_shape = g_build.data_shape(image_shape)

@@ -8,6 +8,11 @@ The layout says how the training loop hands images to the models:
 * ``"flat"``: (N, C*H*W) rows (the MLPs);
 * ``"image"``: (N, C, H, W) (convolutional nets).
 
+A conditional model (Mirza & Osindero 2014) takes class labels too: :class:`LabelConcat` wraps
+any flat network and concatenates one-hot labels to its input, so G maps (z, y) and D maps
+(x, y). Whether a model is conditional is its ``num_classes`` attribute (None: not), which the
+GAN reads; the ``conditional_*`` builders wrap a registered flat builder.
+
 A new architecture is one function and one :data:`MODELS` entry.
 """
 
@@ -15,15 +20,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from math import prod
 from typing import Any
 
-from .backend import as_generator
+from .backend import array_namespace, as_generator, device_of
 from .layers import LeakyReLU, Linear, Module, ReLU, Sequential, Tanh
 
 __all__ = [
     "mlp_generator",
     "mlp_discriminator",
+    "one_hot",
+    "LabelConcat",
+    "conditional_generator",
+    "conditional_discriminator",
     "ModelBuilder",
     "MODELS",
     "LAYOUTS",
@@ -123,6 +133,128 @@ def _build_mlp_discriminator(image_shape, latent_dim, *, dtype, device, rng, **a
     return mlp_discriminator(prod(image_shape), dtype=dtype, device=device, rng=rng, **args)
 
 
+def one_hot(labels, num_classes: int, dtype):
+    """``Y[i, k] = 1 if labels[i] == k else 0``: integer labels (N,) -> (N, num_classes).
+
+    Plain array-API code (a comparison with ``arange``), so it runs on every backend; the
+    labels' device is kept. Out-of-range labels give all-zero rows: callers check the range.
+    """
+    xp = array_namespace(labels, names=("labels",))
+    classes = xp.arange(num_classes, dtype=labels.dtype, device=device_of(labels))
+    return xp.astype(labels[:, None] == classes[None, :], dtype)  # (N, num_classes)
+
+
+class LabelConcat(Module):
+    """A conditional wrapper ``y = net([x, one_hot(labels)])`` (Mirza & Osindero 2014, Sec. 4.1).
+
+    The one-hot labels are appended to the input's features: to the noise z of a generator,
+    to the flat image of a discriminator. The labels get no gradient (they are data).
+
+    Parameters
+    ----------
+    net : Module
+        A flat network whose input has ``in_features + num_classes`` columns.
+    num_classes : int
+        Number of classes K; labels are ints in ``0..K-1``.
+
+    Shapes
+    ------
+    x (N, in_features), labels (N,) int -> net's output; ``backward`` returns dx (N, in_features).
+
+    Raises
+    ------
+    ValueError
+        ``num_classes`` < 1; in ``forward``, labels not of shape (N,).
+    TypeError
+        ``forward`` without labels.
+
+    Notes
+    -----
+    Concatenating one-hot y to the first layer's input equals adding a learned per-class bias
+    ``W_y[:, y]`` to that layer, i.e. an embedding of y (PyTorch: ``nn.Embedding`` plus a
+    concat, as in most cGAN code). State-dict keys are the wrapped net's under ``net.``.
+    """
+
+    def __init__(self, net: Module, num_classes: int):
+        super().__init__()
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes: expected an int >= 1, got {num_classes!r}")
+        self.net = net
+        self.num_classes = num_classes
+
+    def children(self) -> dict[str, Module]:
+        """``{"net": net}``."""
+        return {"net": self.net}
+
+    def __call__(self, x, labels=None):
+        return self.forward(x, labels)
+
+    def forward(self, x, labels=None):
+        """``net([x, one_hot(labels)])``; keeps the input width for :meth:`backward`."""
+        if labels is None:
+            raise TypeError(
+                f"LabelConcat.forward: a conditional model needs labels (N,) in "
+                f"0..{self.num_classes - 1}, got none"
+            )
+        if tuple(labels.shape) != (x.shape[0],):
+            raise ValueError(f"labels: expected shape {(x.shape[0],)}, got {tuple(labels.shape)}")
+        xp = array_namespace(x, labels, names=("x", "labels"))
+        self._cache = x.shape[1]
+        y = one_hot(labels, self.num_classes, x.dtype)  # (N, K)
+        return self.net.forward(xp.concat([x, y], axis=1))  # (N, in_features + K)
+
+    def backward(self, dout, *, input_grad: bool = True):
+        """dx of the input's columns (the label columns' gradient is dropped)."""
+        width = self._cached()
+        dx = self.net.backward(dout, input_grad=input_grad)
+        return None if dx is None else dx[:, :width]
+
+    def extra_repr(self) -> str:
+        """``num_classes=...``."""
+        return f"num_classes={self.num_classes}"
+
+
+def conditional_generator(
+    image_shape, latent_dim, *, base="mlp_generator", num_classes=10, **args
+) -> LabelConcat:
+    """``G(z, y)``: the flat builder ``base`` built for noise of width latent_dim + num_classes.
+
+    Shapes: z (N, latent_dim), labels (N,) -> images (N, C*H*W).
+
+    Raises
+    ------
+    ValueError
+        ``base`` unknown or not of the "flat" layout; ``num_classes`` < 1.
+    """
+    net = _flat_builder(base).build(image_shape, latent_dim + num_classes, **args)
+    return LabelConcat(net, num_classes)
+
+
+def conditional_discriminator(
+    image_shape, latent_dim, *, base="mlp_discriminator", num_classes=10, **args
+) -> LabelConcat:
+    """``D(x, y)``: the flat builder ``base`` built for inputs of width C*H*W + num_classes.
+
+    Shapes: x (N, C*H*W), labels (N,) -> (N, 1).
+
+    Raises
+    ------
+    ValueError
+        ``base`` unknown or not of the "flat" layout; ``num_classes`` < 1.
+    """
+    net = _flat_builder(base).build((prod(image_shape) + num_classes,), latent_dim, **args)
+    return LabelConcat(net, num_classes)
+
+
+def _flat_builder(base: str) -> ModelBuilder:
+    builder = get_model(base)
+    if builder.layout != "flat":
+        raise ValueError(
+            f"conditional builder: base {base!r} has layout {builder.layout!r}, expected 'flat'"
+        )
+    return builder
+
+
 #: How each layout shapes a batch of images (C, H, W) for the models.
 LAYOUTS: dict[str, Callable[[tuple[int, ...]], tuple[int, ...]]] = {
     "flat": lambda image_shape: (prod(image_shape),),
@@ -154,6 +286,12 @@ class ModelBuilder:
 MODELS: dict[str, ModelBuilder] = {
     "mlp_generator": ModelBuilder(_build_mlp_generator, "flat"),
     "mlp_discriminator": ModelBuilder(_build_mlp_discriminator, "flat"),
+    "conditional_mlp_generator": ModelBuilder(
+        partial(conditional_generator, base="mlp_generator"), "flat"
+    ),
+    "conditional_mlp_discriminator": ModelBuilder(
+        partial(conditional_discriminator, base="mlp_discriminator"), "flat"
+    ),
 }
 
 try:  # the DCGAN builders arrive with the conv layers; this branch works without them

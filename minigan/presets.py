@@ -47,6 +47,10 @@ SHORTCUTS: dict[str, tuple[tuple[str, str], ...]] = {
     "lr": (("optimizer_args", "lr"),),
     "betas": (("optimizer_args", "betas"),),
     "eps": (("optimizer_args", "eps"),),
+    "d_lr": (("d_optimizer_args", "lr"),),
+    "n_critic": (("objective_args", "n_critic"),),
+    "clip_value": (("objective_args", "clip_value"),),
+    "real_label": (("objective_args", "real_label"),),
 }
 
 
@@ -87,9 +91,25 @@ class Preset:
         A key of :data:`minigan.objectives.OBJECTIVES`; ``objective_args`` are its settings.
     objective_args : dict
     ema_decay : float or None
-        Exponential moving average of G's weights (None: off).
+        Exponential moving average of G's weights (None: off; Yazici et al. 2019 use 0.999).
+    instance_noise : float
+        Std of Gaussian noise added to D's inputs, real and fake (Sonderby et al. 2017).
+    instance_noise_steps : int
+        Anneal it linearly to 0 over this many D steps (0: constant).
+    max_grad_norm : float or None
+        Clip both players' global gradient norm (``torch.nn.utils.clip_grad_norm_``; Pascanu
+        et al. 2013).
     notes : str
         One line for ``minigan presets`` (not compared).
+
+    Notes
+    -----
+    Stability switches, each off by default (see :class:`minigan.gan.GAN`): one-sided label
+    smoothing ``objective_args={"real_label": 0.9}`` for the BCE games (Salimans et al. 2016,
+    Sec. 3.4; shortcut ``real_label``); TTUR, two time-scale learning rates,
+    ``d_optimizer_args={"lr": 4e-4}`` (Heusel et al. 2017; shortcut ``d_lr``); ``n_critic``
+    critic steps per G step in ``objective_args`` of the Wasserstein games (Arjovsky et al.
+    2017; shortcut ``n_critic``); instance noise and gradient-norm clipping (the fields above).
     """
 
     name: str
@@ -108,6 +128,9 @@ class Preset:
     objective: str = "non_saturating"
     objective_args: dict[str, Any] = field(default_factory=dict)
     ema_decay: float | None = None
+    instance_noise: float = 0.0
+    instance_noise_steps: int = 0
+    max_grad_norm: float | None = None
     notes: str = field(default="", compare=False)
 
     # -- data ------------------------------------------------------------------------------
@@ -183,6 +206,49 @@ PRESETS: dict[str, Preset] = {
         "default",
         notes="LeakyReLU(0.2) MLPs 100-256-512-1024-784 / 784-1024-512-256-1, Adam 2e-4 "
         "betas (0.5, 0.999) as in DCGAN (Radford et al. 2016), batch 64.",
+    ),
+    "lsgan": Preset(
+        "lsgan",
+        objective="lsgan",
+        objective_args={"a": 0.0, "b": 1.0, "c": 1.0},
+        notes="Least-squares GAN (Mao et al. 2017, Eq. 2 with a=0, b=c=1) on the default MLPs "
+        "and Adam 2e-4 betas (0.5, 0.999).",
+    ),
+    "wgan": Preset(
+        "wgan",
+        optimizer="rmsprop",
+        optimizer_args={"lr": 5e-5},
+        objective="wgan",
+        objective_args={"clip_value": 0.01, "n_critic": 5},
+        notes="WGAN (Arjovsky et al. 2017, Algorithm 1): critic weights clipped to 0.01, "
+        "5 critic steps per G step, RMSprop lr 5e-5.",
+    ),
+    "wgan-gp": Preset(
+        "wgan-gp",
+        optimizer_args={"lr": 1e-4, "betas": (0.0, 0.9), "eps": 1e-8},
+        objective="wgan_gp",
+        objective_args={"weight": 10.0, "n_critic": 5},
+        notes="WGAN-GP (Gulrajani et al. 2017, Algorithm 1): MLP critic without BatchNorm, "
+        "lambda 10, 5 critic steps per G step, Adam 1e-4 betas (0.0, 0.9).",
+    ),
+    "cgan": Preset(
+        "cgan",
+        generator="conditional_mlp_generator",
+        generator_args={**_mlp_args((256, 512, 1024)), "num_classes": 10},
+        discriminator="conditional_mlp_discriminator",
+        discriminator_args={**_mlp_args((1024, 512, 256)), "num_classes": 10},
+        notes="Conditional GAN (Mirza & Osindero 2014): one-hot labels concatenated to z and to "
+        "D's input, default MLPs and Adam 2e-4 betas (0.5, 0.999).",
+    ),
+    "ring": Preset(
+        "ring",
+        generator_args=_mlp_args((64, 64)),
+        discriminator_args=_mlp_args((64, 64)),
+        latent_dim=8,
+        optimizer_args={"lr": 1e-3, "betas": (0.5, 0.999), "eps": 1e-8},
+        batch_size=128,
+        notes="Lesson 8's toy setting for the 2-D ring of 8 Gaussians: 8-64-64-2 / 2-64-64-1 "
+        "MLPs, Adam 1e-3 betas (0.5, 0.999), batch 128 (build_gan(..., data_dim=2)).",
     ),
     "seed-keras-mlp": Preset(
         "seed-keras-mlp",

@@ -362,19 +362,31 @@ def _build(s: _Settings, backend: Backend, data_dir) -> tuple[GAN, BatchIterator
         )
     except TypeError as e:
         raise ValueError(f"cannot build the GAN: {e}") from e
-    images, _ = load(s.dataset.name, "train", root=data_dir)
+    images, labels = load(s.dataset.name, "train", root=data_dir)
     x = preprocess(images[: s.n_train])  # (N, C*H*W) float32 in [-1, 1]
     del images
     x = x.reshape((x.shape[0], *gan.data_shape))  # flat for MLPs, (N, C, H, W) for conv nets
+    y = _class_labels(gan, labels[: s.n_train]) if gan.conditional else None
     loader = BatchIterator(
-        x, s.batch_size, device=backend, dtype=gan.dtype, seed=np.random.default_rng([s.seed, 1])
-    )
+        x, s.batch_size, device=backend, dtype=gan.dtype, seed=np.random.default_rng([s.seed, 1]),
+        labels=y,
+    )  # fmt: skip
     if s.ck_state is not None:
         restore_gan(gan, s.ck_state, s.resume)
         loader.load_state_dict(
             {"rng": s.ck_state["data.rng"], "position": s.ck_state["data.position"]}
         )
     return gan, loader
+
+
+def _class_labels(gan: GAN, labels: np.ndarray) -> np.ndarray:
+    """The dataset's labels, checked once on the host against the GAN's ``num_classes``."""
+    if labels.size and (labels.min() < 0 or labels.max() >= gan.num_classes):
+        raise ValueError(
+            f"labels: the GAN is conditional on {gan.num_classes} classes, the dataset's "
+            f"labels span {labels.min()}..{labels.max()}"
+        )
+    return labels.astype(np.int64)
 
 
 def _config(s: _Settings, gan: GAN, loader: BatchIterator, opts: dict, backend, data_dir):
@@ -554,7 +566,7 @@ class _Artifacts:
 
     def grid(self, name: str) -> Path:
         gan = self.t.gan
-        images = gan.sample(N_SAMPLES, z=self.z_fixed)
+        images = gan.sample(N_SAMPLES, z=self.z_fixed, labels=gan.balanced_labels(N_SAMPLES))
         images = gan.backend.xp.reshape(images, (N_SAMPLES, *gan.image_shape))  # (N, C, H, W)
         path = save_image_grid(images, self.samples_dir / name)
         self.t.history.artifacts["grid"] = path
@@ -582,6 +594,11 @@ class _Artifacts:
             frames.append(self.grid(f"step_{self.t.step:06d}.png"))
         self.t.history.artifacts["gif"] = make_gif(frames, self.t.out_dir / "progress.gif")
         self.write_logs()
+
+
+def _as_args(batch) -> tuple:
+    """A loader's batch as ``train_step``'s arguments: ``(real,)`` or ``(real, labels)``."""
+    return batch if isinstance(batch, tuple) else (batch,)
 
 
 class _Recorder:
@@ -709,8 +726,8 @@ class _Trainer:
         self.bar.set_description(f"epoch {epoch}/{self.epochs}")
         t0 = time.perf_counter()
         log_every, max_steps = self.opts["log_every"], self.opts["max_steps"]
-        for real in self.loader:
-            out = self.gan.train_step(real)  # 0-d device arrays: no sync here
+        for batch in self.loader:  # images, or (images, labels) for a conditional GAN
+            out = self.gan.train_step(*_as_args(batch))  # 0-d device arrays: no sync here
             self.step += 1
             self.recorder.add(self.step, epoch, out)
             self.bar.update(1)
