@@ -423,3 +423,15 @@ def test_resume_with_dropout_in_d_and_batchnorm_in_g_is_bit_identical(tmp_path):
     assert "layer_rngs" in straight.gan.state_dict()  # the dropout masks' generator
     assert_same_state(straight.gan, resumed.gan)
     assert resumed.steps == straight.steps
+
+
+@needs_mnist
+def test_a_checkpoint_outlives_a_change_of_its_presets_registry_entry(tmp_path, monkeypatch):
+    from minigan.checkpoint import gan_from_checkpoint
+    from minigan.presets import PRESETS, Preset
+
+    hist = train_mnist(out_dir=tmp_path / "a", max_steps=2, epochs=1, **TINY)
+    monkeypatch.setitem(PRESETS, "default", Preset("default", latent_dim=5))  # a new default
+    gan, _, config = gan_from_checkpoint(hist.artifacts["checkpoint"])
+    assert config["preset"] == "default" and gan.latent_dim == 16  # what was trained
+    assert_same_state(gan, hist.gan)
