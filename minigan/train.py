@@ -1051,7 +1051,7 @@ def train_mnist(
     batch_size : int
         Real images per step (and as many fakes); 1 <= batch_size <= training set size.
     preset : str or Preset
-        ``"default"`` or ``"seed-keras-mlp"`` (see :data:`minigan.gan.PRESETS`).
+        ``"default"``, ``"classic"`` or ``"seed-keras-mlp"`` (see :data:`minigan.presets.PRESETS`).
     device : {"auto", "cpu", "gpu"} or a device object
         ``"auto"`` uses CuPy when it sees a GPU, else NumPy.
     seed : int
