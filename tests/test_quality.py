@@ -158,7 +158,7 @@ def test_cifar_mlp_placeholder_builds_for_rgb_images(rng):
 
 @needs_fashion
 def test_fashion_mnist_is_read_from_its_own_folder():
-    images, labels = load_dataset("fashion-mnist", "test", MNIST_DIR)
+    images, labels = load_dataset("fashion-mnist", "test", SHARED)
     mnist, _ = load_dataset("mnist", "test", MNIST_DIR)
     assert images.shape == mnist.shape == (10000, 1, 28, 28) and images.dtype == np.uint8
     assert np.bincount(labels).tolist() == [1000] * 10
@@ -167,7 +167,7 @@ def test_fashion_mnist_is_read_from_its_own_folder():
 
 @needs_fashion
 def test_tiny_fashion_classifier_learns(tmp_path):
-    clf = train_classifier(TINY, dataset="fashion-mnist", data_dir=MNIST_DIR)
+    clf = train_classifier(TINY, dataset="fashion-mnist", data_dir=SHARED)
     assert clf.spec.dataset == "fashion-mnist" and clf.test_accuracy > 0.7  # chance: 0.1
     back = type(clf).load(clf.save(tmp_path / "f.npz"))
     assert back.spec.dataset == "fashion-mnist" and back.test_accuracy == clf.test_accuracy
@@ -343,7 +343,7 @@ def test_epoch_metrics_are_plotted_for_fashion_mnist(tmp_path, monkeypatch):
     )
     lines = []
     diag = TrainingDiagnostics(
-        _tiny_gan(), metrics_every=1, metrics_samples=50, data_dir=MNIST_DIR, out_dir=tmp_path,
+        _tiny_gan(), metrics_every=1, metrics_samples=50, data_dir=SHARED, out_dir=tmp_path,
         say=lines.append, dataset="fashion-mnist", holdout=[50000, 60000],
     )  # fmt: skip
     row = diag.on_epoch_end(1, 10)
