@@ -346,7 +346,7 @@ def gan_from_checkpoint(path: str | os.PathLike, device: Any = "cpu"):
     """
     from .data import get_dataset
     from .gan import build_gan
-    from .presets import PRESETS, Preset
+    from .presets import Preset
 
     state, config = load_checkpoint(path)
     try:
@@ -365,11 +365,14 @@ def gan_from_checkpoint(path: str | os.PathLike, device: Any = "cpu"):
         )
     overrides = _overrides_from_json(overrides)
     image_shape = get_dataset(config.get("dataset", "mnist")).image_shape
-    if name not in PRESETS and "preset_fields" in config:  # a preset of another minigan
-        dtype = {"dtype": overrides["dtype"]} if "dtype" in overrides else {}
-        preset, overrides = Preset.from_dict(config["preset_fields"]), dtype
-    else:
-        preset = name
+    preset = name
+    if "preset_fields" in config:  # what was trained, even if the registry entry changed since
+        try:
+            preset = Preset.from_dict(config["preset_fields"])
+        except (TypeError, ValueError):  # fields of another minigan: fall back on the name
+            preset = name
+        if preset is not name:
+            overrides = {"dtype": overrides["dtype"]} if "dtype" in overrides else {}
     try:
         gan = build_gan(preset, device=device, seed=seed, image_shape=image_shape, **overrides)
     except MemoryError as e:

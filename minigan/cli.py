@@ -101,6 +101,14 @@ def _add_train_flags(p, *, dataset: bool) -> None:
     p.add_argument(
         "--limit", type=int, default=None, help="train on the first N images only (small mode)"
     )
+    p.add_argument(
+        "--validation-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="hold out the last N training images (10000: train on MNIST 0..49,999, hold out "
+        "50,000..59,999 for minigan evaluate)",
+    )
     p.add_argument("--log-every", type=int, default=50, help="steps between loss transfers")
     p.add_argument("--lr", type=float, default=None, help="learning rate; None = the preset's")
     p.add_argument(
@@ -162,6 +170,7 @@ def _run_train(args) -> int:
         max_steps=args.max_steps,
         limit=args.limit,
         threads=args.threads,
+        validation_size=args.validation_size,
         **overrides,
     )
     print(f"done: {len(history.steps)} steps; wrote to {history.out_dir}:")

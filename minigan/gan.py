@@ -10,6 +10,7 @@ outputs, and back-propagates those. :func:`build_gan` builds a GAN from a preset
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -426,8 +427,10 @@ class GAN:
 
         Keys: ``generator.<param>``, ``discriminator.<param>``, ``g_optimizer.<key>``,
         ``d_optimizer.<key>``, ``rng`` (the noise generator's state as a JSON string),
-        ``d_steps`` (D updates so far), between G updates of a multi-critic objective
-        ``last_g_loss``, and with an EMA ``ema.<key>`` (:meth:`EMA.state_dict`).
+        ``layer_rngs`` (a JSON list of the states of the generators Dropout layers draw their
+        masks from, when there are such layers), ``d_steps`` (D updates so far), between G
+        updates of a multi-critic objective ``last_g_loss``, and with an EMA ``ema.<key>``
+        (:meth:`EMA.state_dict`).
         """
         out: dict[str, Any] = {}
         for prefix, obj in (
@@ -441,10 +444,18 @@ class GAN:
         if self.ema is not None:
             out.update({f"ema.{k}": v for k, v in self.ema.state_dict().items()})
         out["rng"] = host_rng_state(self.rng)
+        if self._layer_rngs():  # Dropout's mask generators, so a resume draws the same masks
+            out["layer_rngs"] = json.dumps([host_rng_state(g) for g in self._layer_rngs()])
         out["d_steps"] = int(self.d_steps)
         if self.objective.n_critic > 1 and self._last_g_loss is not None:
             out["last_g_loss"] = self._last_g_loss
         return out
+
+    def _layer_rngs(self) -> list[np.random.Generator]:
+        """The host generators layers of G and D draw from in a forward (Dropout's ``rng``)."""
+        nets = (self.generator, self.discriminator)
+        found = [getattr(m, "rng", None) for net in nets for m in net.modules()]
+        return [g for g in found if isinstance(g, np.random.Generator)]
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore from :meth:`state_dict` (NumPy arrays are moved to the model's device).
@@ -470,6 +481,11 @@ class GAN:
             self.ema.load_state_dict(parts["ema"])
         rng = state["rng"]
         set_host_rng_state(self.rng, str(rng.item() if hasattr(rng, "item") else rng))
+        if "layer_rngs" in state:
+            saved = state["layer_rngs"]
+            saved = json.loads(str(saved.item() if hasattr(saved, "item") else saved))
+            for g, own in zip(self._layer_rngs(), saved, strict=True):
+                set_host_rng_state(g, own)
         self.d_steps = int(state.get("d_steps", 0))
         last = state.get("last_g_loss")
         self._last_g_loss = None if last is None else self.backend.asarray(last, self.dtype)

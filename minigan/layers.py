@@ -417,12 +417,13 @@ class Module:
             if name not in state_dict:
                 continue
             value, target = state_dict[name], owner[key]
-            if tuple(value.shape) != tuple(target.shape):
-                raise ValueError(
-                    f"{name}: expected shape {tuple(target.shape)}, got {tuple(value.shape)}"
-                )
+            array = hasattr(value, "shape")  # a checkpoint gives 0-d buffers back as Python ints
+            shape = tuple(value.shape) if array else ()
+            if shape != tuple(target.shape):
+                raise ValueError(f"{name}: expected shape {tuple(target.shape)}, got {shape}")
             xp = backend_of(target).xp  # buffers may be int64: cast to the target's own dtype
-            target[...] = xp.asarray(to_numpy(value), dtype=target.dtype, device=target.device)
+            host = to_numpy(value) if array else value
+            target[...] = xp.asarray(host, dtype=target.dtype, device=target.device)
 
     def extra_repr(self) -> str:
         """Settings shown inside ``repr(module)`` (as in PyTorch); empty by default."""

@@ -25,7 +25,7 @@ from math import prod
 from typing import Any
 
 from .backend import array_namespace, as_generator, device_of
-from .layers import LeakyReLU, Linear, Module, ReLU, Sequential, Tanh
+from .layers import BatchNorm1d, Dropout, LeakyReLU, Linear, Module, ReLU, Sequential, Tanh
 
 __all__ = [
     "mlp_generator",
@@ -37,6 +37,7 @@ __all__ = [
     "ModelBuilder",
     "MODELS",
     "LAYOUTS",
+    "NORMS",
     "get_model",
 ]
 
@@ -52,13 +53,31 @@ def _activation(name: str, negative_slope: float) -> Module:
     return _ACTIVATIONS[name](negative_slope)
 
 
-def _mlp(sizes, activation, negative_slope, dtype, device, rng) -> list[Module]:
+#: Normalisation layers an MLP may put after each hidden Linear (``norm=`` of the builders).
+NORMS: dict[str | None, Callable[..., Module] | None] = {None: None, "batch": BatchNorm1d}
+
+
+def _check_mlp_options(norm: str | None, dropout: float) -> None:
+    if norm not in NORMS:
+        raise ValueError(f"norm: expected one of {list(NORMS)}, got {norm!r}")
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
+
+
+def _mlp(sizes, activation, negative_slope, dtype, device, rng, norm=None, dropout=0.0):
+    """Linear [-> norm] -> act [-> Dropout] per hidden layer, then the last Linear."""
+    _check_mlp_options(norm, dropout)
     rng = as_generator(rng)
     layers: list[Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         layers.append(Linear(a, b, dtype=dtype, device=device, rng=rng))
-        if i < len(sizes) - 2:
-            layers.append(_activation(activation, negative_slope))
+        if i == len(sizes) - 2:
+            break
+        if NORMS[norm] is not None:
+            layers.append(NORMS[norm](b, dtype=dtype, device=device))
+        layers.append(_activation(activation, negative_slope))
+        if dropout:
+            layers.append(Dropout(dropout, rng=rng))
     return layers
 
 
@@ -69,11 +88,13 @@ def mlp_generator(
     negative_slope: float = 0.2,
     *,
     activation: str = "leaky_relu",
+    norm: str | None = None,
+    dropout: float = 0.0,
     dtype: Any = "float32",
     device: Any = "cpu",
     rng=None,
 ) -> Sequential:
-    """MLP generator ``z -> Linear -> act -> ... -> Linear -> Tanh``.
+    """MLP generator ``z -> Linear [-> BatchNorm1d] -> act -> ... -> Linear -> Tanh``.
 
     Shapes: z (N, latent_dim) -> x (N, out_features), values in (-1, 1) (tanh range, the
     range the data is scaled to).
@@ -84,17 +105,30 @@ def mlp_generator(
     negative_slope : float
         LeakyReLU slope (0.2, as in DCGAN); ignored for ``activation="relu"``.
     activation : {"leaky_relu", "relu"}
+    norm : {None, "batch"}
+        A key of :data:`NORMS`: ``"batch"`` puts a BatchNorm1d between each hidden Linear and
+        its activation (as the MLP GANs of PyTorch-GAN and Keras do in G).
+    dropout : float in [0, 1)
+        If > 0, a :class:`~minigan.layers.Dropout` after each hidden activation (the 2014
+        paper's D used dropout; Goodfellow et al. 2014, section 5).
     dtype, device, rng : as for :class:`~minigan.layers.Linear`
 
     Raises
     ------
     ValueError
-        Unknown ``activation``; a size that is not a positive int; an unknown device string.
+        Unknown ``activation`` or ``norm``; ``dropout`` outside [0, 1); a size that is not a
+        positive int; an unknown device string.
     TypeError
         ``dtype`` not float32 / float64; ``rng`` not None, an int or a Generator.
+
+    Notes
+    -----
+    Dropout's masks come from ``rng`` (the generator that drew the weights, continued), so a
+    seed fixes them too.
     """
     sizes = (latent_dim, *hidden_sizes, out_features)
-    return Sequential(*_mlp(sizes, activation, negative_slope, dtype, device, rng), Tanh())
+    layers = _mlp(sizes, activation, negative_slope, dtype, device, rng, norm, dropout)
+    return Sequential(*layers, Tanh())
 
 
 def mlp_discriminator(
@@ -103,11 +137,13 @@ def mlp_discriminator(
     negative_slope: float = 0.2,
     *,
     activation: str = "leaky_relu",
+    norm: str | None = None,
+    dropout: float = 0.0,
     dtype: Any = "float32",
     device: Any = "cpu",
     rng=None,
 ) -> Sequential:
-    """MLP discriminator ``x -> Linear -> act -> ... -> Linear`` returning **logits**.
+    """MLP discriminator ``x -> Linear -> act [-> Dropout] -> ... -> Linear`` returning **logits**.
 
     Shapes: x (N, in_features) -> logits (N, 1). ``sigmoid(logits)`` is D(x), the probability
     that x is real; the loss takes logits for stability (:class:`BCEWithLogitsLoss`).
@@ -116,12 +152,13 @@ def mlp_discriminator(
     Raises
     ------
     ValueError
-        Unknown ``activation``; a size that is not a positive int; an unknown device string.
+        Unknown ``activation`` or ``norm``; ``dropout`` outside [0, 1); a size that is not a
+        positive int; an unknown device string.
     TypeError
         ``dtype`` not float32 / float64; ``rng`` not None, an int or a Generator.
     """
     sizes = (in_features, *hidden_sizes, 1)
-    return Sequential(*_mlp(sizes, activation, negative_slope, dtype, device, rng))
+    return Sequential(*_mlp(sizes, activation, negative_slope, dtype, device, rng, norm, dropout))
 
 
 def _build_mlp_generator(image_shape, latent_dim, *, dtype, device, rng, **args) -> Module:

@@ -204,8 +204,19 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "default": Preset(
         "default",
-        notes="LeakyReLU(0.2) MLPs 100-256-512-1024-784 / 784-1024-512-256-1, Adam 2e-4 "
-        "betas (0.5, 0.999) as in DCGAN (Radford et al. 2016), batch 64.",
+        generator_args={**_mlp_args((256, 512, 1024)), "norm": "batch"},
+        discriminator_args={**_mlp_args((1024, 512, 256)), "dropout": 0.3},
+        objective_args={"real_label": 0.9},
+        notes="The classic MLP GAN made to cover every digit (issue 12): BatchNorm1d in G "
+        "(as PyTorch-GAN's and Keras' MLP GANs), Dropout(0.3) in D (the 2014 paper's D used "
+        "dropout), one-sided label smoothing 0.9 (Salimans et al. 2016, sec. 3.4); LeakyReLU(0.2) "
+        "MLPs 100-256-512-1024-784 / 784-1024-512-256-1, Adam 2e-4 betas (0.5, 0.999), batch 64.",
+    ),
+    "classic": Preset(
+        "classic",
+        notes="minigan 0.1's default: LeakyReLU(0.2) MLPs 100-256-512-1024-784 / "
+        "784-1024-512-256-1, no normalisation, no dropout, Adam 2e-4 betas (0.5, 0.999) as in "
+        "DCGAN (Radford et al. 2016), batch 64. Covers all digits unevenly (mode collapse).",
     ),
     "lsgan": Preset(
         "lsgan",

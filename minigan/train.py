@@ -57,8 +57,14 @@ __all__ = ["History", "NonFiniteLossError", "train", "train_mnist", "METRICS"]
 #: What ``GAN.train_step`` returns for the BCE games, and what their logs record per step.
 METRICS = ("d_loss", "g_loss", "d_real", "d_fake")
 #: Settings that define a run; a resumed run takes them from the checkpoint.
-RUN_SETTINGS = ("preset", "batch_size", "seed", "limit")
-_DEFAULTS = {"preset": "default", "batch_size": 64, "seed": 0, "limit": None}
+RUN_SETTINGS = ("preset", "batch_size", "seed", "limit", "validation_size")
+_DEFAULTS = {
+    "preset": "default",
+    "batch_size": 64,
+    "seed": 0,
+    "limit": None,
+    "validation_size": None,
+}
 N_SAMPLES = 64  # images in each sample grid (an 8 x 8 grid)
 CHECKPOINT_NAME = "checkpoint.npz"
 CONFIG_KINDS = ("minigan.train", "minigan.train_mnist")  # written by train(), train_mnist()
@@ -237,7 +243,7 @@ def _prepare_out_dir(out_dir: Path) -> bool:
 # ----------------------------------------------------------------------------------------------
 @dataclass
 class _Settings:
-    """What defines a run: preset (name + overrides), dataset, batch size, seed, limit."""
+    """What defines a run: preset (name + overrides), dataset, batch size, seed, limit, holdout."""
 
     preset_name: str
     overrides: dict[str, Any]
@@ -246,6 +252,7 @@ class _Settings:
     batch_size: int | None
     seed: int
     limit: int | None
+    validation_size: int | None = None
     resume: Path | None = None
     ck_state: dict[str, Any] | None = None
 
@@ -256,9 +263,31 @@ class _Settings:
         return get_preset(self.preset_name).with_overrides(**over)
 
     @property
-    def n_train(self) -> int:
+    def holdout(self) -> tuple[int, int] | None:
+        """The held-out images ``[N - validation_size, N)`` of the training split, or None."""
         n = self.dataset.sizes["train"]
+        return None if not self.validation_size else (n - self.validation_size, n)
+
+    @property
+    def n_train(self) -> int:
+        n = self.dataset.sizes["train"] if self.holdout is None else self.holdout[0]
         return n if self.limit is None else min(self.limit, n)
+
+    def check_holdout(self) -> None:
+        """Refuse a validation split that is empty, the whole split, or overlaps ``limit``."""
+        from .metrics import check_holdout
+
+        n = self.dataset.sizes["train"]
+        _check_int("validation_size", self.validation_size, 1, allow_none=True)
+        if self.holdout is None:
+            return
+        if self.validation_size >= n:
+            raise ValueError(
+                f"validation_size: expected < {n} (the {self.dataset.name} training images), "
+                f"got {self.validation_size}"
+            )
+        trained = self.holdout[0] if self.limit is None else min(self.limit, n)
+        check_holdout(self.holdout, (0, trained), n)  # a limit past the held-out start overlaps
 
 
 def _resume_keys(names: tuple[str, ...]) -> tuple[str, ...]:
@@ -290,7 +319,13 @@ def _reconcile_resume(s: _Settings, ck_state, ck_config) -> None:
     """Run settings for a resumed run: the checkpoint's, unless the caller contradicts them."""
     path = s.resume
     _check_kind(ck_config, s)
-    given = {"preset": s.preset_name, "batch_size": s.batch_size, "seed": s.seed, "limit": s.limit}
+    given = {
+        "preset": s.preset_name,
+        "batch_size": s.batch_size,
+        "seed": s.seed,
+        "limit": s.limit,
+        "validation_size": s.validation_size,
+    }
     for key in RUN_SETTINGS:
         ck = ck_config.get(key)
         if given[key] not in (None, _DEFAULTS[key]) and given[key] != ck:
@@ -298,7 +333,9 @@ def _reconcile_resume(s: _Settings, ck_state, ck_config) -> None:
                 f"resume: the checkpoint {path} was trained with {key}={ck!r} but {key}="
                 f"{given[key]!r} was given; leave it out (a resumed run keeps its settings)"
             )
-    s.preset_name, s.batch_size, s.seed, s.limit = (ck_config.get(k) for k in RUN_SETTINGS)
+    s.preset_name, s.batch_size, s.seed, s.limit, s.validation_size = (
+        ck_config.get(k) for k in RUN_SETTINGS
+    )
     ck_over = _overrides_from_json(ck_config.get("overrides", {}))
     names = tuple(ck_config.get("metrics", METRICS))  # minigan 0.1 logged the BCE metrics
     missing = sorted(set(_resume_keys(names)) - set(ck_state))
@@ -321,7 +358,9 @@ def _no_dtype(overrides: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in overrides.items() if k != "dtype"}
 
 
-def _settings(preset, dataset, epochs, batch_size, seed, limit, resume, overrides) -> _Settings:
+def _settings(
+    preset, dataset, epochs, batch_size, seed, limit, resume, overrides, validation_size=None
+) -> _Settings:
     """Validate the run's arguments (nothing is written) and apply a resume checkpoint's."""
     _check_int("epochs", epochs, 1, allow_none=True)
     _check_int("batch_size", batch_size, 1, allow_none=True)
@@ -330,6 +369,8 @@ def _settings(preset, dataset, epochs, batch_size, seed, limit, resume, override
     preset_name, overrides = _split_preset(preset, overrides)
     _check_overrides(overrides)
     s = _Settings(preset_name, overrides, get_dataset(dataset), epochs, batch_size, seed, limit)
+    s.validation_size = validation_size
+    s.check_holdout()  # before any work: a held-out range that overlaps the training images
     _ = s.preset  # ValueError for a bad override value (g_loss="bogus")
     if resume is not None:
         s.resume = Path(resume)
@@ -400,6 +441,8 @@ def _config(s: _Settings, gan: GAN, loader: BatchIterator, opts: dict, backend, 
         "batch_size": int(s.batch_size),
         "seed": int(s.seed),
         "limit": s.limit,
+        "validation_size": s.validation_size,
+        "holdout": None if s.holdout is None else list(s.holdout),
         "epochs": int(s.epochs),
         "max_steps": opts["max_steps"],
         "log_every": int(opts["log_every"]),
@@ -668,6 +711,8 @@ class _Trainer:
             seed=seed,
             out_dir=self.out_dir,
             say=self.say,
+            dataset=history.config["dataset"],
+            holdout=history.config["holdout"],  # metrics_every's real row: held-out images
         )
         history.health = self.diag.warnings
 
@@ -859,6 +904,7 @@ def train(
     metrics_every: int | None = None,
     metrics_samples: int = 2000,
     threads: int | None = None,
+    validation_size: int | None = None,
     **overrides: Any,
 ) -> History:
     """Train a preset's GAN on a dataset and write its pictures, log and checkpoints.
@@ -921,6 +967,14 @@ def train(
         ``threads=1`` is faster when another busy process shares a small machine: on 2 cores
         with a second process at full load, OpenBLAS's 2 threads keep waiting for each other
         (a run fell from ~48 to ~6 steps/s), one thread does not (``docs/benchmarks.md``).
+    validation_size : int, optional
+        Hold out the last ``validation_size`` images of the training split: train on images
+        ``[0, N - validation_size)`` (or the first ``limit`` of them) and record
+        ``holdout = [N - validation_size, N)`` and ``n_train`` in the checkpoint's config, so
+        ``minigan evaluate`` chooses the Parzen sigma and draws its real reference from images
+        the GAN never saw; ``metrics_every`` scores against them too. MNIST with 10000: train on
+        0..49,999, hold out 50,000..59,999 (the protocol of Goodfellow et al. 2014). None: train
+        on the whole split.
     **overrides
         Preset fields or shortcuts (``lr=1e-4``, ``g_loss="saturating"``,
         ``g_hidden=(128,)``, ``objective="minimax"``...; see
@@ -935,9 +989,10 @@ def train(
     ------
     ValueError
         Bad arguments (``batch_size <= 0`` or larger than the data, unknown preset, dataset
-        or preset field, ...), an ``out_dir`` that is not writable (raised before any work),
-        a resume checkpoint that is truncated, foreign, from another dataset, or does not
-        match the model; a data folder holding another dataset's files.
+        or preset field, a ``validation_size`` as large as the split or whose held-out images
+        overlap the ``limit`` trained on, ...), an ``out_dir`` that is not writable (raised
+        before any work), a resume checkpoint that is truncated, foreign, from another
+        dataset, or does not match the model; a data folder holding another dataset's files.
     RuntimeError
         ``device="gpu"`` without CuPy or a GPU.
     DatasetNotFoundError
@@ -967,7 +1022,9 @@ def train(
         sample_every_epoch=sample_every_epoch, checkpoint_every_epoch=checkpoint_every_epoch,
         threads=threads,
     )  # fmt: skip
-    s = _settings(preset, dataset, epochs, batch_size, seed, limit, resume, overrides)
+    s = _settings(
+        preset, dataset, epochs, batch_size, seed, limit, resume, overrides, validation_size
+    )
     if metrics_every is not None and not s.dataset.classifier_metrics:
         raise ValueError(
             f"metrics_every: the classifier metrics exist only for "
@@ -1018,6 +1075,7 @@ def train_mnist(
     metrics_every: int | None = None,
     metrics_samples: int = 2000,
     threads: int | None = None,
+    validation_size: int | None = None,
     **overrides: Any,
 ) -> History:
     """Train a GAN on the real MNIST training set: ``train(preset, "mnist", ...)``.
@@ -1032,7 +1090,7 @@ def train_mnist(
     batch_size : int
         Real images per step (and as many fakes); 1 <= batch_size <= training set size.
     preset : str or Preset
-        ``"default"`` or ``"seed-keras-mlp"`` (see :data:`minigan.gan.PRESETS`).
+        ``"default"``, ``"classic"`` or ``"seed-keras-mlp"`` (see :data:`minigan.presets.PRESETS`).
     device : {"auto", "cpu", "gpu"} or a device object
         ``"auto"`` uses CuPy when it sees a GPU, else NumPy.
     seed : int
@@ -1078,6 +1136,14 @@ def train_mnist(
         ``threads=1`` is faster when another busy process shares a small machine: on 2 cores
         with a second process at full load, OpenBLAS's 2 threads keep waiting for each other
         (a run fell from ~48 to ~6 steps/s), one thread does not (``docs/benchmarks.md``).
+    validation_size : int, optional
+        Hold out the last ``validation_size`` images of the training split: train on images
+        ``[0, N - validation_size)`` (or the first ``limit`` of them) and record
+        ``holdout = [N - validation_size, N)`` and ``n_train`` in the checkpoint's config, so
+        ``minigan evaluate`` chooses the Parzen sigma and draws its real reference from images
+        the GAN never saw; ``metrics_every`` scores against them too. MNIST with 10000: train on
+        0..49,999, hold out 50,000..59,999 (the protocol of Goodfellow et al. 2014). None: train
+        on the whole split.
     **overrides
         Passed to :func:`minigan.gan.build_gan`: preset fields (``lr=1e-4``,
         ``g_loss="saturating"``, ``g_hidden=(128,)``...) or ``dtype``.
@@ -1091,8 +1157,9 @@ def train_mnist(
     ------
     ValueError
         Bad arguments (``batch_size <= 0`` or larger than the data, unknown preset or
-        override, ...), an ``out_dir`` that is not writable (raised before any work), a
-        resume checkpoint that is truncated, foreign, or does not match the model.
+        override, a held-out range overlapping the training images, ...), an ``out_dir``
+        that is not writable (raised before any work), a resume checkpoint that is
+        truncated, foreign, or does not match the model.
     RuntimeError
         ``device="gpu"`` without CuPy or a GPU.
     MNISTNotFoundError
@@ -1123,5 +1190,5 @@ def train_mnist(
         log_every=log_every, sample_every_epoch=sample_every_epoch, max_steps=max_steps,
         limit=limit, checkpoint_every_epoch=checkpoint_every_epoch, health=health,
         metrics_every=metrics_every, metrics_samples=metrics_samples, threads=threads,
-        **overrides,
+        validation_size=validation_size, **overrides,
     )  # fmt: skip

@@ -72,6 +72,10 @@ def test_python_dash_m_minigan():
         (["train-mnist", "--batch-size", "0"], "batch_size: expected an integer >= 1, got 0"),
         (["train-mnist", "--batch-size", "100", "--limit", "50"], "batch_size: expected <= 50"),
         (["train-mnist", "--epochs", "-1"], "epochs: expected an integer >= 1"),
+        (
+            ["train-mnist", "--validation-size", "10000", "--limit", "55000"],
+            "holdout [50000, 60000) overlaps the training images [0, 55000)",
+        ),
         (["sample", "--checkpoint", "does-not-exist.npz"], "no such file"),
         (["sample", "--checkpoint", "x.npz", "--n", "0"], "--n: expected >= 1"),
     ],

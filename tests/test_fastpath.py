@@ -289,7 +289,7 @@ def _rel(a, b) -> float:
 
 @pytest.mark.parametrize(("dtype", "tol"), [("float64", 1e-12), ("float32", 1e-5)])
 def test_fast_gan_step_equals_reference_step_from_teaching_functions(dtype, tol):
-    gan = build_gan("default", seed=3, dtype=dtype, **SMALL)
+    gan = build_gan("classic", seed=3, dtype=dtype, **SMALL)
     rng = np.random.default_rng(9)
     reals = [rng.uniform(-1, 1, (8, SMALL["data_dim"])).astype(dtype) for _ in range(4)]
     want_losses, want_g, want_d = _reference_steps(gan, reals)
@@ -305,13 +305,13 @@ def test_fast_gan_step_equals_reference_step_from_teaching_functions(dtype, tol)
             assert _rel(gw, ww) < tol
             assert _rel(gb, wb) < tol
     # not vacuous: training moved the weights away from their initial values
-    start = build_gan("default", seed=3, dtype=dtype, **SMALL)
+    start = build_gan("classic", seed=3, dtype=dtype, **SMALL)
     assert _rel(_host_params(gan.generator)[0][0], _host_params(start.generator)[0][0]) > 1e-4
 
 
 def _run_pair(reals, dtype, joint: bool):
     """The same GAN twice: fast paths on (``d_joint_batch=joint``) and all off."""
-    fast, plain = build_gan(seed=1, dtype=dtype, **SMALL), build_gan(seed=1, dtype=dtype, **SMALL)
+    fast, plain = (build_gan("classic", seed=1, dtype=dtype, **SMALL) for _ in range(2))
     fast.d_joint_batch = joint
     assert plain.d_joint_batch  # fast_paths(False) must switch the joint pass off by itself
     losses = []

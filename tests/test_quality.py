@@ -63,6 +63,73 @@ def test_evaluation_protocol_reads_the_checkpoint_config():
 
 
 # ----------------------------------------------------------------------------------------------
+# Training with a validation split (train(validation_size=...))
+# ----------------------------------------------------------------------------------------------
+TINY_GAN = {"latent_dim": 16, "g_hidden": (32,), "d_hidden": (32,)}
+
+
+@needs_mnist
+def test_validation_size_holds_out_the_last_images_and_evaluate_uses_them(tmp_path, monkeypatch):
+    import sys
+
+    train_module = sys.modules["minigan.train"]  # minigan.train is the function
+    seen = {}
+
+    class Recording(train_module.TrainingDiagnostics):
+        def __init__(self, gan, **kw):
+            seen.update(kw)
+            super().__init__(gan, **kw)
+
+    monkeypatch.setattr(train_module, "TrainingDiagnostics", Recording)
+    hist = train_module.train(
+        "default", "mnist", batch_size=100, device="cpu", data_dir=MNIST_DIR, progress=False,
+        out_dir=tmp_path / "run", max_steps=2, validation_size=10000, **TINY_GAN,
+    )  # fmt: skip
+    cfg = hist.config
+    assert cfg["holdout"] == [50000, 60000] and cfg["n_train"] == 50000
+    assert cfg["validation_size"] == 10000 and cfg["steps_per_epoch"] == 500  # 50,000 / 100
+    assert seen["holdout"] == [50000, 60000] and seen["dataset"] == "mnist"
+    _, saved = load_checkpoint(hist.artifacts["checkpoint"])
+    assert saved["holdout"] == [50000, 60000] and saved["n_train"] == 50000
+    r = evaluate_checkpoint(hist.artifacts["checkpoint"], **SMALL)
+    assert r["protocol"]["holdout_source"] == "checkpoint" and r["protocol"]["honest"]
+    assert r["protocol"]["train_range"] == [0, 50000]
+
+
+@needs_mnist
+def test_validation_size_with_limit_and_resume(tmp_path):
+    from minigan.train import train
+
+    kw = {"device": "cpu", "data_dir": MNIST_DIR, "progress": False, "batch_size": 32}
+    hist = train(limit=64, validation_size=5000, max_steps=1, out_dir=tmp_path / "r", **kw,
+                 **TINY_GAN)  # fmt: skip
+    assert hist.config["holdout"] == [55000, 60000] and hist.config["n_train"] == 64
+    ck = hist.artifacts["checkpoint"]
+    with pytest.raises(ValueError, match="trained with validation_size=5000 but"):
+        train(resume=ck, validation_size=100, max_steps=2, **kw, **TINY_GAN)
+    again = train(resume=ck, max_steps=2, **kw, **TINY_GAN)  # keeps the checkpoint's split
+    assert again.config["holdout"] == [55000, 60000]
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"validation_size": 10000, "limit": 55000}, r"holdout \[50000, 60000\) overlaps the "
+         r"training images \[0, 55000\)"),
+        ({"validation_size": 60000}, "validation_size: expected < 60000"),
+        ({"validation_size": 0}, "validation_size: expected an integer >= 1, got 0"),
+        ({"validation_size": 0.5}, "validation_size: expected an integer >= 1, got 0.5"),
+    ],
+)  # fmt: skip
+def test_a_bad_validation_split_is_refused_before_any_work(tmp_path, kw, message):
+    from minigan.train import train
+
+    with pytest.raises(ValueError, match=message):
+        train(out_dir=tmp_path / "never", device="cpu", progress=False, **kw)
+    assert not (tmp_path / "never").exists()
+
+
+# ----------------------------------------------------------------------------------------------
 # The registry
 # ----------------------------------------------------------------------------------------------
 def test_registry_has_an_entry_per_dataset_with_its_shape():

@@ -419,3 +419,70 @@ def test_grad_norms_come_with_the_interval_transfer(tmp_path, monkeypatch):
         for k, v in want.items():
             assert isinstance(host_stats[k], float) and v > 0
             assert host_stats[k] == pytest.approx(v, rel=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# The MLP builders' BatchNorm and dropout options (issue 12's default preset)
+# ---------------------------------------------------------------------------------------------
+def test_mlp_builders_put_batchnorm_and_dropout_in_each_hidden_layer():
+    from minigan.layers import BatchNorm1d, Dropout, Linear
+    from minigan.models import mlp_discriminator, mlp_generator
+
+    g = mlp_generator(8, (16, 32), 12, norm="batch", rng=0)
+    kinds = [type(m).__name__ for m in g.modules()][1:]  # [0] is the Sequential
+    assert kinds == ["Linear", "BatchNorm1d", "LeakyReLU"] * 2 + ["Linear", "Tanh"]
+    assert [m.num_features for m in g.modules() if isinstance(m, BatchNorm1d)] == [16, 32]
+    d = mlp_discriminator(12, (32, 16), dropout=0.25, rng=0)
+    kinds = [type(m).__name__ for m in d.modules()][1:]
+    assert kinds == ["Linear", "LeakyReLU", "Dropout"] * 2 + ["Linear"]
+    assert all(m.p == 0.25 for m in d.modules() if isinstance(m, Dropout))
+    plain = mlp_discriminator(12, (32, 16), rng=0)
+    assert not any(isinstance(m, (Dropout, BatchNorm1d)) for m in plain.modules())
+    w_plain = [m.weight.data for m in plain.modules() if isinstance(m, Linear)]
+    w_drop = [m.weight.data for m in d.modules() if isinstance(m, Linear)]
+    assert all(np.array_equal(a, b) for a, b in zip(w_plain, w_drop, strict=True))
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"norm": "layer"}, "norm: expected one of [None, 'batch'], got 'layer'"),
+        ({"dropout": 1.0}, "dropout: expected a probability in [0, 1), got 1.0"),
+        ({"dropout": "0.3"}, "dropout: expected a probability in [0, 1), got '0.3'"),
+    ],
+)
+def test_mlp_builders_refuse_bad_options(kw, message):
+    from minigan.models import mlp_discriminator
+
+    with pytest.raises(ValueError) as e:
+        mlp_discriminator(12, (8,), **kw)
+    assert str(e.value) == message
+
+
+@needs_mnist
+def test_resume_with_dropout_in_d_and_batchnorm_in_g_is_bit_identical(tmp_path):
+    kw = {
+        **TINY,
+        "epochs": 3,
+        "generator_args": {"hidden_sizes": (32,), "norm": "batch"},
+        "discriminator_args": {"hidden_sizes": (32,), "dropout": 0.3},
+    }
+    kw = {k: v for k, v in kw.items() if k not in ("g_hidden", "d_hidden")}
+    straight = train_mnist(out_dir=tmp_path / "a", max_steps=17, **kw)
+    train_mnist(out_dir=tmp_path / "b", max_steps=8, **kw)
+    resumed = train_mnist(resume=tmp_path / "b" / "checkpoint.npz", max_steps=17, **kw)
+    assert "layer_rngs" in straight.gan.state_dict()  # the dropout masks' generator
+    assert_same_state(straight.gan, resumed.gan)
+    assert resumed.steps == straight.steps
+
+
+@needs_mnist
+def test_a_checkpoint_outlives_a_change_of_its_presets_registry_entry(tmp_path, monkeypatch):
+    from minigan.checkpoint import gan_from_checkpoint
+    from minigan.presets import PRESETS, Preset
+
+    hist = train_mnist(out_dir=tmp_path / "a", max_steps=2, epochs=1, **TINY)
+    monkeypatch.setitem(PRESETS, "default", Preset("default", latent_dim=5))  # a new default
+    gan, _, config = gan_from_checkpoint(hist.artifacts["checkpoint"])
+    assert config["preset"] == "default" and gan.latent_dim == 16  # what was trained
+    assert_same_state(gan, hist.gan)
