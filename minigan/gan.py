@@ -177,6 +177,7 @@ class GAN:
         """
         if labels is not None:
             raise NotImplementedError("train_step: labels (conditional GANs) are not supported yet")
+        self._check_real(real)
         z = self.sample_noise(real.shape[0])
         fake = self.generator.forward(z)  # G keeps its cache for the generator step below
         d_loss, real_out, fake_out = self._d_step(real, fake)
@@ -190,6 +191,24 @@ class GAN:
             "g_loss": self._last_g_loss,
             **self.objective.metrics(real_out, fake_out),
         }
+
+    def _check_real(self, real) -> None:
+        """TypeError/ValueError naming ``real``'s dtype or shape when D cannot take it."""
+        dtype, shape = getattr(real, "dtype", None), tuple(getattr(real, "shape", ()))
+        if dtype != self.dtype:
+            raise TypeError(
+                f"real: expected dtype {self.dtype} (the model's), got {dtype}; convert the "
+                "batch first (minigan.data.preprocess gives float32 in [-1, 1])"
+            )
+        want = getattr(self, "data_shape", None)  # set by build_gan
+        if want is None:
+            return
+        want = tuple(want)
+        if len(shape) != 1 + len(want) or shape[1:] != want or shape[0] < 1:
+            raise ValueError(
+                f"real: expected a batch of shape (N, {', '.join(map(str, want))}) with N >= 1 "
+                f"(D's input), got {shape}"
+            )
 
     def _d_outputs(self, real, fake):
         """D's outputs on real and fake, gradients back-propagated into D.grads."""
@@ -259,12 +278,14 @@ class GAN:
         Raises
         ------
         ValueError
-            ``z`` of another shape.
+            ``n`` not an integer >= 0; ``z`` of another shape.
         NotImplementedError
             ``labels`` given.
         """
         if labels is not None:
             raise NotImplementedError("sample: labels (conditional GANs) are not supported yet")
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"n: expected a number of images >= 0, got {n!r}")
         if z is None:
             z = self.sample_noise(n)
         elif tuple(z.shape) != (n, self.latent_dim):
