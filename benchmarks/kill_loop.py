@@ -34,14 +34,16 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 # 320 images, batch 32: 10 steps an epoch; 8 epochs; a checkpoint every epoch.
+# argv: the run directory, then "tiny" or "default" (the model size).
 CHILD = """
 import sys
 from pathlib import Path
 from minigan.train import train_mnist
 out = Path(sys.argv[1])
 ck = out / "checkpoint.npz"
-kw = dict(epochs=8, batch_size=32, limit=320, device="cpu", progress=False, log_every=5,
-          latent_dim=16, g_hidden=(64,), d_hidden=(64,))
+kw = dict(epochs=8, batch_size=32, limit=320, device="cpu", progress=False, log_every=5)
+if sys.argv[2] == "tiny":  # else the default preset's full-size MLPs (a 17 MB checkpoint)
+    kw |= dict(latent_dim=16, g_hidden=(64,), d_hidden=(64,))
 if ck.exists():
     train_mnist(resume=ck, **kw)
 else:
@@ -49,10 +51,10 @@ else:
 """
 
 
-def _child(out: Path) -> subprocess.Popen:
+def _child(out: Path, size: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1"}
     return subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(out)],
+        [sys.executable, "-c", CHILD, str(out), size],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -82,18 +84,18 @@ def _final_state(out: Path) -> dict[str, np.ndarray]:
     return {k: v for k, v in state.items() if k.startswith("gan.") and hasattr(v, "shape")}
 
 
-def run(kills: int, workdir: Path, seed: int = 0, log=print) -> dict:
+def run(kills: int, workdir: Path, seed: int = 0, log=print, size: str = "tiny") -> dict:
     """The loop; returns the figures."""
     rng = random.Random(seed)
     ref, out = workdir / "reference", workdir / "killed"
-    done = _child(ref)
+    done = _child(ref, size)
     if done.wait() != 0:
         raise RuntimeError(f"the reference run failed: {done.stderr.read().decode()[-2000:]}")
     figures = {"kills": 0, "sigint": 0, "sigkill": 0, "torn_checkpoints": 0}
     figures |= {"orphans_after_kill": 0, "orphans_after_next_start": 0}
     pending: list[Path] = []  # orphans of the last kill, to be removed by the next start
     while figures["kills"] < kills:
-        p = _child(out)
+        p = _child(out, size)
         deadline = time.monotonic() + 60  # until the child holds the lock and has cleaned up
         while any(t.exists() for t in pending) and p.poll() is None:
             if time.monotonic() > deadline:
@@ -115,7 +117,7 @@ def run(kills: int, workdir: Path, seed: int = 0, log=print) -> dict:
         figures["orphans_after_kill"] += len(pending)
         log(f"kill {figures['kills']}: {signal.Signals(sig).name}, exit {code}, torn {torn}, "
             f"temp files left {len(pending)}")  # fmt: skip
-    last = _child(out)  # resume to the end
+    last = _child(out, size)  # resume to the end
     if last.wait() != 0:
         raise RuntimeError(f"the final resume failed: {last.stderr.read().decode()[-2000:]}")
     figures["orphans_after_next_start"] += sum(t.exists() for t in pending)
@@ -132,11 +134,19 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0, help="seed of the kill moments and signals")
     ap.add_argument("--dir", default=None, help="work directory (default: a temporary one)")
     ap.add_argument("--json", action="store_true", help="print the figures as one JSON line")
+    ap.add_argument(
+        "--size",
+        default="tiny",
+        choices=("tiny", "default"),
+        help="tiny MLPs, or the default preset's (big checkpoints: kills land mid-write)",
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(args.dir or tmp)
         t0 = time.perf_counter()
-        figures = run(args.kills, workdir, args.seed, log=lambda s: print(s, file=sys.stderr))
+        say = lambda s: print(s, file=sys.stderr)  # noqa: E731
+        figures = run(args.kills, workdir, args.seed, log=say, size=args.size)
+        figures["size"] = args.size
         figures["seconds"] = round(time.perf_counter() - t0, 1)
     print(json.dumps(figures) if args.json else "\n".join(f"{k}: {v}" for k, v in figures.items()))
     ok = figures["torn_checkpoints"] == 0 and figures["orphans_after_next_start"] == 0
