@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from .backend import to_numpy
+from .files import atomic_write
 
 __all__ = [
     "FORMAT_VERSION",
@@ -97,27 +97,9 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any], config: dict
     arrays = {k: _to_storable(k, v) for k, v in state.items()}
     arrays[MARKER] = np.asarray(FORMAT_VERSION)
     arrays[CONFIG_KEY] = np.asarray(config_json)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_write(path) as f:  # unique temp file, fsync, os.replace
+        np.savez(f, **arrays)
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _from_stored(arr: np.ndarray) -> Any:

@@ -68,7 +68,12 @@ def _add_train_flags(p, *, dataset: bool) -> None:
         p.add_argument("--epochs", type=int, default=None, help="epochs; None = the preset's")
         p.add_argument("--batch-size", type=int, default=None, help="None = the preset's")
     else:
-        p.add_argument("--epochs", type=int, default=30, help="total number of epochs")
+        p.add_argument(  # SUPPRESS: absent unless given, so --resume keeps the run's epochs
+            "--epochs",
+            type=int,
+            default=argparse.SUPPRESS,
+            help="total number of epochs; with --resume, the resumed run's (default: 30)",
+        )
         p.add_argument("--batch-size", type=int, default=64, help="real images per step")
     p.add_argument("--preset", default="default", choices=sorted(PRESETS), help="model preset")
     p.add_argument(
@@ -94,7 +99,12 @@ def _add_train_flags(p, *, dataset: bool) -> None:
         "--resume",
         default=None,
         metavar="CHECKPOINT",
-        help="continue from this checkpoint.npz (with its settings)",
+        help="continue from this checkpoint.npz (with its settings and epochs)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="allow an --out that holds an earlier run (its run files are deleted first)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar (one line/epoch)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
@@ -136,7 +146,7 @@ def _setup_train_mnist(sub) -> None:
         "Train the MLP GAN on the real MNIST training set (60000 images).\n\n" + _TRAIN_EPILOG,
     )
     _add_train_flags(p, dataset=False)
-    p.set_defaults(func=_run_train, dataset="mnist")
+    p.set_defaults(func=_run_train, dataset="mnist", new_run_epochs=30)
 
 
 @command("train")
@@ -155,10 +165,13 @@ def _run_train(args) -> int:
     from .train import train
 
     overrides = {} if args.lr is None else {"lr": args.lr}
+    epochs = getattr(args, "epochs", None)
+    if epochs is None and args.resume is None:  # train-mnist: 30 (train: the preset's)
+        epochs = getattr(args, "new_run_epochs", None)
     history = train(
         preset=args.preset,
         dataset=args.dataset,
-        epochs=args.epochs,
+        epochs=epochs,
         batch_size=args.batch_size,
         device=args.device,
         seed=args.seed,
@@ -171,6 +184,7 @@ def _run_train(args) -> int:
         limit=args.limit,
         threads=args.threads,
         validation_size=args.validation_size,
+        overwrite=args.overwrite,
         **overrides,
     )
     print(f"done: {len(history.steps)} steps; wrote to {history.out_dir}:")
@@ -525,9 +539,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NonFiniteLossError as e:
         print(f"minigan: training stopped: {e}", file=sys.stderr)
         return EXIT_DIVERGED
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM/SIGHUP (train.Interrupted)
         print("minigan: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return 128 + getattr(e, "signum", EXIT_INTERRUPTED - 128)
     except (ValueError, TypeError, KeyError, OSError, RuntimeError) as e:
         msg = " ".join(str(e.args[0] if isinstance(e, KeyError) and e.args else e).split())
         print(f"minigan: error: {msg}", file=sys.stderr)

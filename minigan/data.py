@@ -29,6 +29,7 @@ so NumPy and CuPy runs match) is moved to the device, and every batch is gathere
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
@@ -254,7 +255,7 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-_HASH_MEMO: dict[tuple[str, int, int], str] = {}
+_HASH_MEMO: dict[tuple, str] = {}
 _LOADED: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
 
@@ -264,14 +265,36 @@ def _hash_cache_file() -> Path:
     return Path(pooch.os_cache("minigan")) / "sha256-cache.json"
 
 
+_STAT_FIELDS = ("dev", "ino", "size", "mtime_ns", "ctime_ns")
+
+
+def _file_key(path: Path) -> tuple:
+    """(absolute path, device, inode, size, mtime_ns, ctime_ns): what a rewrite changes.
+
+    A rewrite in place changes the ctime (which no user call can set back, unlike the mtime
+    with ``os.utime``); a file put in its place (``mv``, ``cp`` over a deleted one) has
+    another inode or ctime.
+    """
+    st = path.stat()
+    return (str(path.resolve()), *(getattr(st, f"st_{f}") for f in _STAT_FIELDS))
+
+
 def _cached_sha256(path: Path) -> str:
-    """SHA-256 of ``path``, remembered by (absolute path, size, mtime) in memory and on disk.
+    """SHA-256 of ``path``, remembered by :func:`_file_key` in memory and on disk.
+
+    What the memo guarantees: a file is hashed again whenever its device, inode, size, mtime
+    or ctime changed since it was hashed. Writing a file (in place, or replacing it) changes
+    its ctime, and the ctime cannot be set back by ``os.utime`` or ``touch``, so a file
+    rewritten after it was hashed (also with the same size and a restored mtime) is always
+    hashed again. What it does not cover: writes that bypass the file system (the raw block
+    device), a system clock set back to the exact ctime, and a file changed between its hash
+    and its read (the check and the read are not one step).
 
     The on-disk memo lives in the user cache dir and is best effort: if it cannot be read or
     written the hash is simply computed again.
     """
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    key = _file_key(path)
+    stat = dict(zip(_STAT_FIELDS, key[1:], strict=True))
     if key in _HASH_MEMO:
         return _HASH_MEMO[key]
     memo_file = _hash_cache_file()
@@ -279,7 +302,7 @@ def _cached_sha256(path: Path) -> str:
     try:
         disk = json.loads(memo_file.read_text())
         entry = disk.get(key[0])
-        if entry and entry["size"] == key[1] and entry["mtime_ns"] == key[2]:
+        if entry and all(entry.get(f) == v for f, v in stat.items()):
             _HASH_MEMO[key] = entry["sha256"]
             return entry["sha256"]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -288,7 +311,7 @@ def _cached_sha256(path: Path) -> str:
     _HASH_MEMO[key] = digest
     try:
         disk = disk if isinstance(disk, dict) else {}
-        disk[key[0]] = {"size": key[1], "mtime_ns": key[2], "sha256": digest}
+        disk[key[0]] = {**stat, "sha256": digest}
         memo_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = memo_file.with_name(memo_file.name + f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(disk))
@@ -346,6 +369,16 @@ def _known_file(digest: str) -> tuple[str, str] | None:
     return None
 
 
+def _missing_parents(root: Path) -> list[Path]:
+    """The folders ``root.mkdir(parents=True)`` would create, deepest first."""
+    missing = []
+    for d in (root, *root.parents):
+        if d.exists():
+            break
+        missing.append(d)
+    return missing
+
+
 def _ensure_file(
     name: str, root: Path, download: bool, root_given: bool, info: Dataset | None = None
 ) -> Path:
@@ -380,10 +413,14 @@ def _ensure_file(
             f"{info.title} file {name} not found: looked in {_where(root, root_given)} and "
             f"download=False. {_how_to_provide(root, info)}"
         )
+    created = _missing_parents(root)
     try:
         root.mkdir(parents=True, exist_ok=True)
         _download(name, root, info)
     except OSError as e:
+        for d in created:  # a failed download leaves no empty data folders behind
+            with contextlib.suppress(OSError):
+                d.rmdir()
         if problem:
             raise ValueError(
                 f"{problem}. It was not used, and fetching a fresh copy failed ({e}). "
@@ -436,7 +473,8 @@ def load_mnist(
     Notes
     -----
     Every file's SHA-256 is checked against :data:`MNIST_SHA256` before it is read; the hash
-    is remembered by (path, size, mtime), so a later call does not hash again. The decoded
+    is remembered by (path, inode, size, mtime, ctime), so a later call does not hash again
+    unless the file was rewritten (see :func:`_cached_sha256` for what that guarantees). The decoded
     arrays of the last split loaded are kept in memory (about 55 MB for "train") and later
     calls return copies of them. ``load("mnist", split)`` gives the same data as (N, 1, 28, 28).
     """
@@ -509,7 +547,7 @@ class IDXDataset(Dataset):
         if batches is not None:
             raise ValueError(f"batches: {self.title} has no batches, got batches={batches!r}")
         paths = [_ensure_file(n, folder, download, root_given, self) for n in self.files[split]]
-        key = tuple((str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in paths)
+        key = tuple(_file_key(p) for p in paths)  # a rewritten file is read (and hashed) again
         if key in _LOADED:  # decompressing 47 MB takes about a second: do it once per process
             images, labels = _LOADED[key]
             return images.copy(), labels.copy()
@@ -725,7 +763,14 @@ def dataset_dir(info: Dataset | str, root=None, flat: bool = False) -> Path:
     straight at the MNIST files) or when ``flat`` is set; else ``root/<folder>/``.
     """
     info = get_dataset(info)
+    given = root is not None
     root = default_root() if root is None else Path(root).expanduser()
+    if root.exists() and not root.is_dir():
+        where = "root/data_dir" if given else f"${_ENV}" if os.environ.get(_ENV) else "data root"
+        raise ValueError(
+            f"{where} {root} is a file; expected the directory that holds the data files "
+            f"(or a dataset folder such as {info.folder}/)"
+        )
     if root.name == info.folder and any((root / n).is_file() for n in info.all_files()):
         return root  # pointed straight at the dataset's own folder
     sub = root / info.folder

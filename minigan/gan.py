@@ -307,6 +307,7 @@ class GAN:
         :attr:`~minigan.objectives.Objective.metric_names` (BCE games: ``d_real`` = mean
         D(x), ``d_fake`` = mean D(G(z)), before D's update).
         """
+        self._check_real(real)
         y = self.check_labels(labels, real.shape[0])
         z = self.sample_noise(real.shape[0])
         fake = _forward(self.generator, z, y)  # G keeps its cache for the generator step below
@@ -321,6 +322,24 @@ class GAN:
             "g_loss": self._last_g_loss,
             **self.objective.metrics(real_out, fake_out),
         }
+
+    def _check_real(self, real) -> None:
+        """TypeError/ValueError naming ``real``'s dtype or shape when D cannot take it."""
+        dtype, shape = getattr(real, "dtype", None), tuple(getattr(real, "shape", ()))
+        if dtype != self.dtype:
+            raise TypeError(
+                f"real: expected dtype {self.dtype} (the model's), got {dtype}; convert the "
+                "batch first (minigan.data.preprocess gives float32 in [-1, 1])"
+            )
+        want = getattr(self, "data_shape", None)  # set by build_gan
+        if want is None:
+            return
+        want = tuple(want)
+        if len(shape) != 1 + len(want) or shape[1:] != want or shape[0] < 1:
+            raise ValueError(
+                f"real: expected a batch of shape (N, {', '.join(map(str, want))}) with N >= 1 "
+                f"(D's input), got {shape}"
+            )
 
     def _d_outputs(self, real, fake, y=None):
         """D's outputs on real and fake, gradients back-propagated into D.grads."""
@@ -404,8 +423,11 @@ class GAN:
         Raises
         ------
         ValueError
-            ``z`` of another shape; labels as :meth:`check_labels` refuses them.
+            ``n`` not an integer >= 0; ``z`` of another shape; labels as :meth:`check_labels`
+            refuses them.
         """
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"n: expected a number of images >= 0, got {n!r}")
         y = self.check_labels(labels, n)
         if z is None:
             z = self.sample_noise(n)

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from .backend import array_namespace
+from .files import atomic_write
 from .layers import flat_gradient
 
 __all__ = [
@@ -609,6 +610,7 @@ class TrainingDiagnostics:
             out = Path(self.out_dir)
             self.artifacts["metrics_plot"] = plot_metrics(self.metrics, out / "metrics.png")
             path = out / "metrics.json"
-            path.write_text(json.dumps(self.metrics, indent=1))
+            with atomic_write(path, "w") as f:
+                f.write(json.dumps(self.metrics, indent=1))
             self.artifacts["metrics_json"] = path
         return row

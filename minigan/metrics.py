@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from .backend import array_namespace, to_numpy
+from .files import atomic_write
 
 __all__ = [
     "PAPER_TABLE1",
@@ -756,7 +757,8 @@ def plot_nearest_neighbours(
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    with atomic_write(path) as f:
+        fig.savefig(f, dpi=100, format=path.suffix[1:].lower() or "png")
     return path
 
 
@@ -1422,5 +1424,6 @@ def plot_metrics(rows, path) -> Path:
         ax.grid(alpha=0.3)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    with atomic_write(path) as f:  # a link at path is replaced, never written through
+        fig.savefig(f, format=path.suffix[1:].lower() or "png")
     return path

@@ -47,12 +47,13 @@ import numpy as np
 from .backend import Backend, resolve_device, to_numpy
 from .checkpoint import _overrides_from_json, load_checkpoint, restore_gan, save_checkpoint
 from .data import DATASETS, BatchIterator, Dataset, dataset_dir, get_dataset, load, preprocess
+from .files import RunDir, atomic_write, new_run_dir
 from .gan import GAN, build_gan
 from .health import TrainingDiagnostics
 from .presets import PRESETS, Preset, get_preset
 from .viz import make_gif, plot_losses, save_image_grid
 
-__all__ = ["History", "NonFiniteLossError", "train", "train_mnist", "METRICS"]
+__all__ = ["History", "NonFiniteLossError", "Interrupted", "train", "train_mnist", "METRICS"]
 
 #: What ``GAN.train_step`` returns for the BCE games, and what their logs record per step.
 METRICS = ("d_loss", "g_loss", "d_real", "d_fake")
@@ -132,17 +133,37 @@ class NonFiniteLossError(RuntimeError):
 
 
 class _Diverged(Exception):
-    def __init__(self, row: dict[str, float]):
+    def __init__(self, row: dict[str, float], what: str = "loss"):
         super().__init__(row)
         self.row = row
+        self.what = what  # "loss", or "weights" (finite losses, but the update made NaN/inf)
 
 
 class _StopRequested(Exception):
-    """Ctrl-C arrived; raised between two steps so the state is consistent."""
+    """Ctrl-C (or SIGTERM/SIGHUP) arrived; raised between two steps so the state is consistent."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Raised after a stop signal once the checkpoint is saved; ``signum`` says which signal.
+
+    A ``KeyboardInterrupt``, so code that catches Ctrl-C catches SIGTERM and SIGHUP too; the
+    CLI exits with ``128 + signum`` (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP).
+    """
+
+    def __init__(self, signum: int = signal.SIGINT):
+        super().__init__(signum)
+        self.signum = int(signum)
+
+
+#: The signals that stop a run cleanly: Ctrl-C, a job scheduler's TERM, a closed terminal's HUP.
+STOP_SIGNALS = tuple(
+    getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)
+)
 
 
 class _SigintGuard:
-    """Turn the first Ctrl-C into a flag checked between steps (a second one interrupts).
+    """Turn the first stop signal (:data:`STOP_SIGNALS`) into a flag checked between steps; a
+    second one acts at once (Ctrl-C: KeyboardInterrupt; SIGTERM/SIGHUP: the default, exit).
 
     Only possible in the main thread; elsewhere it does nothing and a KeyboardInterrupt (if any)
     arrives as usual.
@@ -150,23 +171,27 @@ class _SigintGuard:
 
     def __init__(self):
         self.requested = False
-        self._old = None
+        self.signum = signal.SIGINT
+        self._old: dict[int, Any] = {}
 
     def _handler(self, signum, frame):
-        self.requested = True
-        signal.signal(signal.SIGINT, self._old)  # a second Ctrl-C interrupts at once
-        sys.stderr.write("\nCtrl-C: stopping after this step and saving a checkpoint...\n")
+        self.requested, self.signum = True, signum
+        for sig, old in self._old.items():  # a second signal acts at once
+            signal.signal(sig, signal.SIG_DFL if old is None else old)
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        sys.stderr.write(f"\n{name}: stopping after this step and saving a checkpoint...\n")
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._old = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, self._handler)
+            for sig in STOP_SIGNALS:
+                self._old[sig] = signal.getsignal(sig)
+                signal.signal(sig, self._handler)
         return self
 
     def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
-            self._old = None
+        for sig, old in self._old.items():
+            signal.signal(sig, signal.SIG_DFL if old is None else old)
+        self._old = {}
         return False
 
 
@@ -222,6 +247,58 @@ def _jsonable(v: Any) -> Any:
     return str(v)
 
 
+def _choose_out_dir(out_dir, s: _Settings) -> tuple[Path, bool]:
+    """The run directory and whether it is new: ``out_dir``, the resumed checkpoint's
+    directory, or a new ``runs/<dataset>-<time>[-N]``."""
+    if out_dir is not None and str(out_dir).strip() == "":
+        raise ValueError(
+            "out_dir: expected a directory name, got '' (that would be the current directory; "
+            "pass '.' to mean it)"
+        )
+    if out_dir is None and s.resume is not None:
+        out_dir = s.resume.parent
+    if out_dir is None:
+        parent = Path("runs")
+        _prepare_out_dir(parent)  # ValueError if runs/ cannot be written
+        return new_run_dir(parent, s.dataset.name), True
+    out_dir = Path(out_dir)
+    return out_dir, _prepare_out_dir(out_dir)
+
+
+def _check_reuse(run_dir: RunDir, s: _Settings, overwrite: bool) -> None:
+    """Never replace an earlier run's files silently: resume it, or say ``overwrite=True``."""
+    resuming_here = s.resume is not None and s.resume.resolve().parent == run_dir.path.resolve()
+    if resuming_here or not run_dir.holds_run():
+        return
+    if not overwrite:
+        raise ValueError(
+            f"out_dir {run_dir.path} holds an earlier run (its checkpoint, logs or samples); "
+            "continue it with resume=<its checkpoint.npz> (--resume), choose another "
+            "directory, or pass overwrite=True (--overwrite) to replace its files"
+        )
+    run_dir.clear_run()  # the old grids must not end up in the new progress.gif
+
+
+def _remove_if_empty(run_dir: RunDir) -> None:
+    """Remove a directory this call created when nothing but the lock file is in it."""
+    if {p.name for p in run_dir.path.iterdir()} <= {Path(run_dir.lock.lock_file).name}:
+        for p in run_dir.path.iterdir():
+            p.unlink()
+        run_dir.path.rmdir()
+
+
+def _say_resuming(s: _Settings, opts: dict[str, Any]) -> None:
+    """One line on stderr: what the resumed run continues, and where its settings came from."""
+    step, epoch = int(s.ck_state["train.step"]), int(s.ck_state["train.epoch"])
+    until = f"epoch {s.epochs}" + (f" or step {opts['max_steps']}" if opts["max_steps"] else "")
+    print(
+        f"resume: continuing {s.resume} at step {step} (epoch {epoch} done) until {until}, "
+        f"with its settings (preset {s.preset_name!r}, batch_size {s.batch_size}, seed "
+        f"{s.seed}, limit {s.limit}); epochs {s.epochs}: {s.epochs_source}",
+        file=sys.stderr,
+    )
+
+
 def _prepare_out_dir(out_dir: Path) -> bool:
     """Create ``out_dir`` and prove it is writable; return True if it was created here."""
     created = not out_dir.exists()
@@ -255,6 +332,8 @@ class _Settings:
     validation_size: int | None = None
     resume: Path | None = None
     ck_state: dict[str, Any] | None = None
+    ck_config: dict[str, Any] | None = None
+    epochs_source: str = "as given"  # for the resume line: "as given", or "the checkpoint's"
 
     @property
     def preset(self) -> Preset:
@@ -351,7 +430,10 @@ def _reconcile_resume(s: _Settings, ck_state, ck_config) -> None:
                 "leave it out (a resumed run keeps its settings)"
             )
     s.overrides = ck_over
-    s.ck_state = ck_state
+    s.ck_state, s.ck_config = ck_state, ck_config
+    if s.epochs is None and ck_config.get("epochs") is not None:  # the run's own length
+        s.epochs = int(ck_config["epochs"])
+        s.epochs_source = "the checkpoint's (pass epochs= / --epochs to change it)"
 
 
 def _no_dtype(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -529,7 +611,17 @@ class _Checkpointer:
         )
 
     def mark_good(self) -> _Snapshot:
-        self.good = self.snapshot()
+        """Snapshot the state and keep it as the last good one; _Diverged if a weight is NaN/inf.
+
+        Finite losses do not prove finite weights: the step's update comes after its loss
+        (``Adam`` with a huge ``lr`` gives inf weights from finite losses).
+        """
+        snap = self.snapshot()
+        if not _state_finite(snap.gan_state, self.t.gan.backend.xp):
+            last = self.t.history.steps[-1] if self.t.history.steps else None
+            row = last or {"step": snap.step, "epoch": snap.epochs_done}
+            raise _Diverged({**row, "step": snap.step}, what="weights")
+        self.good = snap
         return self.good
 
     def save(self, snap: _Snapshot) -> Path:
@@ -567,16 +659,13 @@ def _write_logs(out_dir: Path, config, steps, epochs, artifacts, names) -> tuple
         indent=1,
     )
     rows = ",\n  ".join(json.dumps(_json_row(r)) for r in steps)  # one step per line
-    tmp = log_json.with_name(".log.json.tmp")
-    tmp.write_text(head[: -len("\n}")] + ',\n "steps": [\n  ' + rows + "\n ]\n}\n")
-    os.replace(tmp, log_json)
-    tmp = log_csv.with_name(".log.csv.tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_write(log_json, "w") as f:  # a unique temp file, then os.replace
+        f.write(head[: -len("\n}")] + ',\n "steps": [\n  ' + rows + "\n ]\n}\n")
+    with atomic_write(log_csv, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["step", "epoch", *names])
         for r in steps:
             w.writerow([r["step"], r["epoch"], *(repr(r[k]) for k in names)])
-    os.replace(tmp, log_csv)
     return log_json, log_csv
 
 
@@ -739,7 +828,7 @@ class _Trainer:
         max_steps = self.opts["max_steps"]
         total = self.epochs * len(self.loader)
         total = total if max_steps is None else min(max_steps, total)
-        self.checkpoints.mark_good()
+        self.checkpoints.good = self.checkpoints.snapshot()  # the state the run starts from
         self.bar = tqdm(
             total=total,
             initial=min(self.step, total),
@@ -751,19 +840,35 @@ class _Trainer:
             with _SigintGuard() as guard:
                 while not self.done() and self.run_epoch(guard):
                     pass
+                if self.step != self.checkpoints.last_saved_step:
+                    self.checkpoints.save(self.checkpoints.mark_good())
         except _StopRequested:
-            self.on_stop_requested()
+            self.on_stop_requested(guard.signum)
         except KeyboardInterrupt:  # a second Ctrl-C, or outside the main thread: mid-step
             self.on_interrupt()
             raise
         except _Diverged as d:
-            self.on_diverged(d.row)
+            self.on_diverged(d.row, d.what)
+        except OSError as e:  # disk full, ...: say which file and what is safe
+            raise OSError(e.errno, f"{e.strerror or e}; {self.resume_hint()}") from e
         finally:
             self.bar.close()
-        if self.step != self.checkpoints.last_saved_step:
-            self.checkpoints.save(self.checkpoints.snapshot())
         self.artifacts.finish(self.mid_epoch)
         return self.history
+
+    def resume_hint(self) -> str:
+        """Where the run can continue from (the checkpoint on disk is never half-written)."""
+        path = self.checkpoints.path
+        if not path.exists():
+            return "training stopped before any checkpoint was saved"
+        try:
+            step = int(load_checkpoint(path)[0]["train.step"])
+        except (ValueError, OSError):  # pragma: no cover - not ours
+            return f"training stopped; {path} could not be read back"
+        return (
+            f"training stopped; the last checkpoint {path} (step {step}) is intact: continue "
+            f"with resume='{path}' (CLI: --resume {path}) once there is room"
+        )
 
     def run_epoch(self, guard: _SigintGuard) -> bool:
         """One epoch (or the rest of it); False when stopped mid-epoch by max_steps."""
@@ -816,8 +921,8 @@ class _Trainer:
         self.say(_epoch_line(summary, self.epochs, self.names))
 
     # -- how a run ends early ----------------------------------------------------------------
-    def on_stop_requested(self) -> None:
-        """First Ctrl-C: save the last completed step, then raise KeyboardInterrupt."""
+    def on_stop_requested(self, signum: int = signal.SIGINT) -> None:
+        """First stop signal: save the last completed step, then raise :class:`Interrupted`."""
         try:
             self.recorder.flush()
             self.checkpoints.mark_good()
@@ -832,7 +937,7 @@ class _Trainer:
             f"resume='{path}' (CLI: --resume {path}).",
             file=sys.stderr,
         )
-        raise KeyboardInterrupt from None
+        raise Interrupted(signum) from None
 
     def on_interrupt(self) -> None:
         self.bar.close()
@@ -842,7 +947,7 @@ class _Trainer:
         self.artifacts.write_logs()
         print(f"Interrupted: saved step {good.step} to {path}.", file=sys.stderr)
 
-    def on_diverged(self, row: dict[str, Any]) -> None:
+    def on_diverged(self, row: dict[str, Any], what: str = "loss") -> None:
         """Save the last good state (if finite) and raise NonFiniteLossError."""
         self.bar.close()
         self.recorder.pending.clear()
@@ -852,22 +957,33 @@ class _Trainer:
         elif self.checkpoints.path.exists():
             saved = self.checkpoints.path
         self.artifacts.write_logs()
-        bad = ", ".join(f"{k}={row[k]}" for k in self.names)
+        bad = ", ".join(f"{k}={row.get(k)}" for k in self.names)
+        at = f"at step {row['step']} (epoch {row['epoch']}): {bad}"
+        if what == "weights":  # the losses were finite; the update after them was not
+            at = f"after the update of step {row['step']} (epoch {row['epoch']}; losses {bad})"
         where = (
             f"saved the last good state (step {good.step}) to {saved}"
             if saved
             else "no good state could be saved"
         )
-        lr = self.gan.preset.lr if self.gan.preset is not None else None
-        hint = f" (lr={lr:g}; try lr={lr / 4:g})" if lr else ""
         raise NonFiniteLossError(
-            f"non-finite loss at step {row['step']} (epoch {row['epoch']}): {bad}; training "
-            f"stopped and {where}. Likely causes: a learning rate too high{hint}, the saturating "
-            "G loss, or data outside [-1, 1]. Losses are checked every log_every steps, so the "
-            "first bad step is at most log_every steps before the check.",
+            f"non-finite {what} {at}; training stopped and {where}. Likely causes: a learning "
+            f"rate too high{self.lr_hint()}, the saturating G loss, or data outside [-1, 1]. "
+            "Losses are checked every log_every steps, so the first bad step is at most "
+            "log_every steps before the check.",
             step=row["step"],
             checkpoint=saved,
         ) from None
+
+    def lr_hint(self) -> str:
+        """`` (lr=X; try lr=Y)``: a quarter of lr, or the preset's own lr when lr is above it."""
+        preset = self.gan.preset
+        if preset is None or not preset.lr:
+            return ""
+        lr, base = preset.lr, get_preset(preset.name).lr if preset.name in PRESETS else None
+        if base and lr > base:  # after lr=1e300, "try 2.5e+299" helps nobody
+            return f" (lr={lr:g}; try the {preset.name!r} preset's lr={base:g})"
+        return f" (lr={lr:g}; try lr={lr / 4:g})"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -905,6 +1021,7 @@ def train(
     metrics_samples: int = 2000,
     threads: int | None = None,
     validation_size: int | None = None,
+    overwrite: bool = False,
     **overrides: Any,
 ) -> History:
     """Train a preset's GAN on a dataset and write its pictures, log and checkpoints.
@@ -918,7 +1035,7 @@ def train(
         A name of :data:`minigan.data.DATASETS` ("mnist", "fashion-mnist", ...).
     epochs : int, optional
         Total epochs (passes over the data); a resumed run continues up to this number.
-        None: the preset's.
+        None: the preset's; a resumed run's own (and its ``max_steps``), as it says on stderr.
     batch_size : int, optional
         Real images per step (and as many fakes); 1 <= batch_size <= training set size.
         None: the preset's (a resumed run: the checkpoint's).
@@ -930,8 +1047,11 @@ def train(
         The data root holding ``<dataset folder>/`` (or, for MNIST, the folder of its files);
         default ``$MINIGAN_DATA_DIR``, else the user cache dir (:func:`minigan.data.load`).
     out_dir : path, optional
-        Where everything is written; default ``./runs/<dataset>-<YYYYmmdd-HHMMSS>``, or the
-        checkpoint's directory when resuming.
+        Where everything is written; default a new ``./runs/<dataset>-<YYYYmmdd-HHMMSS>``
+        (``-2``, ``-3``... when that exists), or the checkpoint's directory when resuming.
+        A directory holding an earlier run is refused unless it is the resumed run's or
+        ``overwrite=True``; one another run is writing to is refused (a lock file); ``""``
+        is refused.
     resume : path, optional
         A ``checkpoint.npz`` to continue from. The run's settings (preset, batch_size, seed,
         limit and the overrides) come from the checkpoint; arguments left at their defaults
@@ -975,6 +1095,9 @@ def train(
         the GAN never saw; ``metrics_every`` scores against them too. MNIST with 10000: train on
         0..49,999, hold out 50,000..59,999 (the protocol of Goodfellow et al. 2014). None: train
         on the whole split.
+    overwrite : bool
+        Allow an ``out_dir`` that holds an earlier run: its run files (checkpoint, logs,
+        plots, GIF, sample grids) are deleted first; other files stay.
     **overrides
         Preset fields or shortcuts (``lr=1e-4``, ``g_loss="saturating"``,
         ``g_hidden=(128,)``, ``objective="minimax"``...; see
@@ -990,26 +1113,33 @@ def train(
     ValueError
         Bad arguments (``batch_size <= 0`` or larger than the data, unknown preset, dataset
         or preset field, a ``validation_size`` as large as the split or whose held-out images
-        overlap the ``limit`` trained on, ...), an ``out_dir`` that is not writable (raised
-        before any work), a resume checkpoint that is truncated, foreign, from another
-        dataset, or does not match the model; a data folder holding another dataset's files.
+        overlap the ``limit`` trained on, ...), an ``out_dir`` that is not writable, holds an
+        earlier run or is in use by another run (raised before any work), a resume checkpoint
+        that is truncated, foreign, from another dataset, or does not match the model; a data
+        folder holding another dataset's files.
     RuntimeError
         ``device="gpu"`` without CuPy or a GPU.
     DatasetNotFoundError
         No data files and no way to download them.
     NonFiniteLossError
         A loss became NaN/inf; raised after the last good state was saved to the checkpoint.
-    KeyboardInterrupt
-        Re-raised after Ctrl-C, once a checkpoint of the last completed step was saved.
+    Interrupted
+        (a ``KeyboardInterrupt``) after Ctrl-C, SIGTERM or SIGHUP, once a checkpoint of the
+        last completed step was saved; ``.signum`` says which.
+    OSError
+        A write failed (disk full...): the message names the file and the last intact
+        checkpoint to resume from.
 
     Notes
     -----
     Losses are copied to the host every ``log_every`` steps and at the end of each epoch, so
     NaN/inf is detected there (a per-step check would make a GPU wait after every step). The
-    saved state is the one at the last check whose losses were all finite.
+    saved state is the one at the last check whose losses and weights were all finite.
 
     ``losses.png`` is redrawn at an epoch's end at most every 30 s (drawing takes a few
     tenths of a second) and always at the end; ``log.json``/``log.csv`` after every epoch.
+    Every file is written to a unique temporary file and renamed into place
+    (:func:`minigan.files.atomic_write`).
 
     Resuming reproduces an uninterrupted run exactly (bit-identical on CPU): the checkpoint
     holds the weights, Adam's moments and step counts, the noise generator's state, the data
@@ -1032,31 +1162,33 @@ def train(
             f"not {s.dataset.name!r}; leave metrics_every out"
         )
     backend: Backend = resolve_device(device)  # RuntimeError for "gpu" without CuPy
-    if out_dir is None:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        out_dir = s.resume.parent if s.resume else Path("runs") / f"{s.dataset.name}-{stamp}"
-    out_dir = Path(out_dir)
-    created = _prepare_out_dir(out_dir)
-    try:
-        gan, loader = _build(s, backend, data_dir)
-    except BaseException:
-        if created and not any(out_dir.iterdir()):
-            out_dir.rmdir()
-        raise
-    config = _config(s, gan, loader, opts, backend, data_dir)
-    history = History(gan=gan, out_dir=out_dir, config=config)
-    trainer = _Trainer(gan, loader, history, opts, s.seed, data_dir)
-    if s.ck_state is not None:
-        trainer.restore(s.ck_state)
-        s.ck_state = None  # free the host copy
-    from threadpoolctl import threadpool_limits
+    if s.resume is not None and epochs is None and max_steps is None:
+        opts["max_steps"] = s.ck_config.get("max_steps")  # the resumed run's own length
+    out_dir, created = _choose_out_dir(out_dir, s)
+    with RunDir(out_dir) as run_dir:  # the lock; stale temp files of a killed run removed
+        _check_reuse(run_dir, s, overwrite)
+        try:
+            gan, loader = _build(s, backend, data_dir)
+        except BaseException:
+            if created:
+                _remove_if_empty(run_dir)
+            raise
+        if s.resume is not None:
+            _say_resuming(s, opts)
+        config = _config(s, gan, loader, opts, backend, data_dir)
+        history = History(gan=gan, out_dir=out_dir, config=config)
+        trainer = _Trainer(gan, loader, history, opts, s.seed, data_dir)
+        if s.ck_state is not None:
+            trainer.restore(s.ck_state)
+            s.ck_state = None  # free the host copy
+        from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=threads):  # None: no change
-        return trainer.run()
+        with threadpool_limits(limits=threads):  # None: no change
+            return trainer.run()
 
 
 def train_mnist(
-    epochs: int = 30,
+    epochs: int | None = None,
     batch_size: int = 64,
     preset: str | Preset = "default",
     device: Any = "auto",
@@ -1076,6 +1208,7 @@ def train_mnist(
     metrics_samples: int = 2000,
     threads: int | None = None,
     validation_size: int | None = None,
+    overwrite: bool = False,
     **overrides: Any,
 ) -> History:
     """Train a GAN on the real MNIST training set: ``train(preset, "mnist", ...)``.
@@ -1085,8 +1218,9 @@ def train_mnist(
 
     Parameters
     ----------
-    epochs : int
+    epochs : int or None
         Total epochs (passes over the data); a resumed run continues up to this number.
+        None: 30 for a new run; with ``resume``, the resumed run's own.
     batch_size : int
         Real images per step (and as many fakes); 1 <= batch_size <= training set size.
     preset : str or Preset
@@ -1144,6 +1278,8 @@ def train_mnist(
         the GAN never saw; ``metrics_every`` scores against them too. MNIST with 10000: train on
         0..49,999, hold out 50,000..59,999 (the protocol of Goodfellow et al. 2014). None: train
         on the whole split.
+    overwrite : bool
+        Allow an ``out_dir`` holding an earlier run (its run files are deleted first).
     **overrides
         Passed to :func:`minigan.gan.build_gan`: preset fields (``lr=1e-4``,
         ``g_loss="saturating"``, ``g_hidden=(128,)``...) or ``dtype``.
@@ -1183,12 +1319,14 @@ def train_mnist(
     generator's state at the start of the current epoch and the number of batches already
     taken from it.
     """
-    _check_int("epochs", epochs, 1)
+    _check_int("epochs", epochs, 1, allow_none=True)
     _check_int("batch_size", batch_size, 1)
+    if epochs is None and resume is None:
+        epochs = 30
     return train(
         preset, "mnist", epochs, batch_size, device, seed, data_dir, out_dir, resume, progress,
         log_every=log_every, sample_every_epoch=sample_every_epoch, max_steps=max_steps,
         limit=limit, checkpoint_every_epoch=checkpoint_every_epoch, health=health,
         metrics_every=metrics_every, metrics_samples=metrics_samples, threads=threads,
-        validation_size=validation_size, **overrides,
+        validation_size=validation_size, overwrite=overwrite, **overrides,
     )  # fmt: skip

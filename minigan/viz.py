@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .backend import to_numpy
+from .files import atomic_write
 
 __all__ = [
     "to_uint8",
@@ -144,7 +145,11 @@ def save_image_grid(
         grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(grid).save(path, optimize=True)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"path: expected an image file name such as grid.png, got {path}")
+    with atomic_write(path) as f:  # a link at path is replaced, never written through
+        Image.fromarray(grid).save(f, format=fmt, optimize=True)
     return path
 
 
@@ -240,7 +245,8 @@ def plot_losses(
     axes[-1].set_xlabel("step")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    with atomic_write(path) as f:
+        fig.savefig(f, format=path.suffix[1:].lower() or "png")
     return path
 
 
@@ -284,11 +290,17 @@ def make_gif(
     durations = [duration_ms] * (len(frames) - 1) + [hold_last_ms]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out) as f:
+        _save_gif(frames, f, durations, hold_last_ms)
+    return out
+
+
+def _save_gif(frames, f, durations, hold_last_ms) -> None:
     frames[0].save(
-        out,
+        f,
+        format="GIF",
         save_all=True,
         append_images=frames[1:],
         duration=durations if len(frames) > 1 else hold_last_ms,
         loop=0,
     )
-    return out
