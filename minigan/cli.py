@@ -56,6 +56,19 @@ def _add_parser(sub, name: str, help: str, description: str | None = None):
 # ----------------------------------------------------------------------------------------------
 # train, train-mnist, presets
 # ----------------------------------------------------------------------------------------------
+def _data_option(text: str) -> tuple[str, object]:
+    """``"batches=1,2"`` -> ``("batches", (1, 2))``; ``"k=3"`` -> ``("k", 3)``; else a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    parts = value.split(",")
+    try:
+        ints = tuple(int(v) for v in parts)
+    except ValueError:
+        return key, value
+    return key, ints if len(parts) > 1 else ints[0]
+
+
 def _add_train_flags(p, *, dataset: bool) -> None:
     """The flags ``train`` and ``train-mnist`` share (``train`` adds ``--dataset``)."""
     from .data import DATASETS
@@ -63,6 +76,16 @@ def _add_train_flags(p, *, dataset: bool) -> None:
 
     if dataset:
         p.add_argument("--dataset", default="mnist", choices=sorted(DATASETS), help="data set")
+        p.add_argument(
+            "--data-option",
+            action="append",
+            default=[],
+            type=_data_option,
+            metavar="KEY=VALUE",
+            help="an option of minigan.data.load, repeatable; VALUE is an int, a "
+            "comma-separated tuple of ints, or a string (e.g. batches=1 for CIFAR-10's first "
+            "batch only)",
+        )
     if dataset:  # train: None = the preset's values
         p.add_argument("--epochs", type=int, default=None, help="epochs; None = the preset's")
         p.add_argument("--batch-size", type=int, default=None, help="None = the preset's")
@@ -153,6 +176,7 @@ def _run_train(args) -> int:
         log_every=args.log_every,
         max_steps=args.max_steps,
         limit=args.limit,
+        data_options=dict(args.data_option),
         **overrides,
     )
     print(f"done: {len(history.steps)} steps; wrote to {history.out_dir}:")

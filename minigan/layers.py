@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+
 from . import functional as F
 from . import init
 from .backend import (
@@ -293,6 +295,8 @@ class Module:
             if name not in state_dict:
                 continue
             value, target = state_dict[name], owner[key]
+            if not hasattr(value, "shape"):  # a 0-d buffer read back as a Python int
+                value = np.asarray(value)
             if tuple(value.shape) != tuple(target.shape):
                 raise ValueError(
                     f"{name}: expected shape {tuple(target.shape)}, got {tuple(value.shape)}"

@@ -30,6 +30,7 @@ stops with the state saved at the last interval whose losses were all finite.
 from __future__ import annotations
 
 import csv
+import inspect
 import json
 import math
 import os
@@ -248,6 +249,8 @@ class _Settings:
     limit: int | None
     resume: Path | None = None
     ck_state: dict[str, Any] | None = None
+    data_options: dict[str, Any] = field(default_factory=dict)
+    n_loaded: int | None = None  # images the loader returned (known once loaded)
 
     @property
     def preset(self) -> Preset:
@@ -257,7 +260,7 @@ class _Settings:
 
     @property
     def n_train(self) -> int:
-        n = self.dataset.sizes["train"]
+        n = self.dataset.sizes["train"] if self.n_loaded is None else self.n_loaded
         return n if self.limit is None else min(self.limit, n)
 
 
@@ -315,13 +318,30 @@ def _reconcile_resume(s: _Settings, ck_state, ck_config) -> None:
             )
     s.overrides = ck_over
     s.ck_state = ck_state
+    ck_data = _overrides_from_json(ck_config.get("data_options", {}))
+    if s.data_options and _jsonable(s.data_options) != _jsonable(ck_data):
+        raise ValueError(
+            f"resume: the checkpoint {path} was trained with data_options={ck_data!r} but "
+            f"data_options={s.data_options!r} was given; leave it out"
+        )
+    s.data_options = ck_data
+
+
+def _check_data_options(data_options: dict[str, Any]) -> None:
+    """The keys must be keyword-only options of :func:`minigan.data.load` (e.g. ``batches``)."""
+    known = [n for n, p in inspect.signature(load).parameters.items() if p.kind is p.KEYWORD_ONLY]
+    unknown = sorted(set(data_options) - set(known))
+    if unknown:
+        raise ValueError(f"data_options: expected keys among {known}, got {unknown}")
 
 
 def _no_dtype(overrides: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in overrides.items() if k != "dtype"}
 
 
-def _settings(preset, dataset, epochs, batch_size, seed, limit, resume, overrides) -> _Settings:
+def _settings(
+    preset, dataset, epochs, batch_size, seed, limit, resume, overrides, data_options=None
+) -> _Settings:
     """Validate the run's arguments (nothing is written) and apply a resume checkpoint's."""
     _check_int("epochs", epochs, 1, allow_none=True)
     _check_int("batch_size", batch_size, 1, allow_none=True)
@@ -330,6 +350,8 @@ def _settings(preset, dataset, epochs, batch_size, seed, limit, resume, override
     preset_name, overrides = _split_preset(preset, overrides)
     _check_overrides(overrides)
     s = _Settings(preset_name, overrides, get_dataset(dataset), epochs, batch_size, seed, limit)
+    s.data_options = dict(data_options or {})
+    _check_data_options(s.data_options)
     _ = s.preset  # ValueError for a bad override value (g_loss="bogus")
     if resume is not None:
         s.resume = Path(resume)
@@ -339,12 +361,16 @@ def _settings(preset, dataset, epochs, batch_size, seed, limit, resume, override
         s.batch_size = s.preset.batch_size
     if s.epochs is None:
         s.epochs = s.preset.epochs
+    _check_batch_size(s)
+    return s
+
+
+def _check_batch_size(s: _Settings) -> None:
     if s.batch_size > s.n_train:
         raise ValueError(
             f"batch_size: expected <= {s.n_train} (the number of training images"
             f"{' with limit=' + str(s.limit) if s.limit else ''}), got {s.batch_size}"
         )
-    return s
 
 
 # ----------------------------------------------------------------------------------------------
@@ -362,7 +388,9 @@ def _build(s: _Settings, backend: Backend, data_dir) -> tuple[GAN, BatchIterator
         )
     except TypeError as e:
         raise ValueError(f"cannot build the GAN: {e}") from e
-    images, _ = load(s.dataset.name, "train", root=data_dir)
+    images, _ = load(s.dataset.name, "train", root=data_dir, **s.data_options)
+    s.n_loaded = len(images)  # fewer than the split when data_options chose a subset
+    _check_batch_size(s)
     x = preprocess(images[: s.n_train])  # (N, C*H*W) float32 in [-1, 1]
     del images
     x = x.reshape((x.shape[0], *gan.data_shape))  # flat for MLPs, (N, C, H, W) for conv nets
@@ -385,6 +413,7 @@ def _config(s: _Settings, gan: GAN, loader: BatchIterator, opts: dict, backend, 
         "preset": s.preset_name,
         "overrides": {k: _jsonable(v) for k, v in s.overrides.items()},
         "dataset": s.dataset.name,
+        "data_options": _jsonable(s.data_options),
         "batch_size": int(s.batch_size),
         "seed": int(s.seed),
         "limit": s.limit,
@@ -831,6 +860,7 @@ def train(
     health: bool = True,
     metrics_every: int | None = None,
     metrics_samples: int = 2000,
+    data_options: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> History:
     """Train a preset's GAN on a dataset and write its pictures, log and checkpoints.
@@ -887,6 +917,10 @@ def train(
         plot ``metrics.png``. The first use trains and caches the classifier (about a minute).
     metrics_samples : int
         Images per metrics evaluation (>= 10; default 2000).
+    data_options : dict, optional
+        Keyword options for :func:`minigan.data.load` of the training split, e.g.
+        ``{"batches": (1,)}`` to train on CIFAR-10's first batch only (the one present
+        offline). Recorded in the config and the checkpoint; a resumed run keeps them.
     **overrides
         Preset fields or shortcuts (``lr=1e-4``, ``g_loss="saturating"``,
         ``g_hidden=(128,)``, ``objective="minimax"``...; see
@@ -932,7 +966,7 @@ def train(
         metrics_samples=metrics_samples, progress=progress, health=health,
         sample_every_epoch=sample_every_epoch, checkpoint_every_epoch=checkpoint_every_epoch,
     )  # fmt: skip
-    s = _settings(preset, dataset, epochs, batch_size, seed, limit, resume, overrides)
+    s = _settings(preset, dataset, epochs, batch_size, seed, limit, resume, overrides, data_options)
     if metrics_every is not None and not s.dataset.classifier_metrics:
         raise ValueError(
             f"metrics_every: the classifier metrics exist only for "
