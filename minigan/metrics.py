@@ -651,6 +651,8 @@ FCD_REFERENCE_REAL = (50000, 60000)
 def generate_samples(gan, n: int, *, seed=0, batch_size: int = 1000):
     """``n`` generated images in [0, 1] on the GAN's device, (n, D), from noise seeded by ``seed``.
 
+    Images of a convolutional G, (n, C, H, W), are flattened to D = C*H*W.
+
     ``z ~ N(0, I)`` is drawn on the host by ``numpy.random.default_rng(seed)`` (``seed``: an
     int or a sequence of ints; CPU and GPU give the same samples), and the ``tanh`` output
     ``x`` is mapped by ``(x + 1) / 2``. dtype: the GAN's (float32 unless built otherwise).
@@ -667,7 +669,7 @@ def generate_samples(gan, n: int, *, seed=0, batch_size: int = 1000):
     for start in range(0, n, batch_size):
         b = min(batch_size, n - start)
         z = rng.standard_normal((b, gan.latent_dim), dtype=host_dtype)
-        parts.append(gan.sample(b, z=z))
+        parts.append(xp.reshape(gan.sample(b, z=z), (b, -1)))  # conv G: (b, C, H, W) -> (b, D)
     x = xp.concat(parts, axis=0)
     return xp.clip((x + 1.0) * 0.5, 0.0, 1.0)
 

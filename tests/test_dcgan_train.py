@@ -177,3 +177,15 @@ def test_cli_data_option_parsing():
     assert _data_option("name=x") == ("name", "x")
     with pytest.raises(argparse.ArgumentTypeError, match="KEY=VALUE"):
         _data_option("batches")
+
+
+def test_generate_samples_flattens_conv_images():
+    """``minigan evaluate`` scores flat (N, D) images; a conv G's (N, C, H, W) are flattened."""
+    from minigan.metrics import generate_samples
+
+    gan = build_gan("dcgan", generator_args={"base_channels": 2}, seed=0)
+    x = to_numpy(generate_samples(gan, 5, seed=1, batch_size=2))
+    z = np.random.default_rng(1).standard_normal((5, 100), dtype=np.float32)  # the same stream
+    images = to_numpy(gan.sample(5, z=z))  # (5, 1, 28, 28) in [-1, 1]
+    assert x.shape == (5, 784) and 0 <= x.min() and x.max() <= 1
+    np.testing.assert_allclose(x, np.clip((images.reshape(5, -1) + 1) / 2, 0, 1), atol=1e-6)
