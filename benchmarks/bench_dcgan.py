@@ -46,6 +46,11 @@ from minigan.layers import Conv2d, ConvTranspose2d, Linear
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_conv import blas_info, to_torch  # noqa: E402
 
+#: The clock of every timing: CPU seconds of this process (both libraries run one thread here,
+#: so it is their work; a loaded machine barely disturbs it), or wall time (``--clock wall``).
+CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
+clock = CLOCKS["cpu"]
+
 #: (label, preset, image shape, batch) of the table.
 CASES = (
     ("MNIST", "dcgan", (1, 28, 28), 64),
@@ -148,9 +153,9 @@ def gemm_floor(gan, batch: int, repeats: int = 7) -> tuple[float, float]:
         a @ b
         times = []
         for _ in range(repeats):
-            t0 = time.perf_counter()
+            t0 = clock()
             a @ b
-            times.append(time.perf_counter() - t0)
+            times.append(clock() - t0)
         total += count * min(times)
         flops += count * 2 * m * k * n
     return total, flops / 1e9
@@ -158,7 +163,7 @@ def gemm_floor(gan, batch: int, repeats: int = 7) -> tuple[float, float]:
 
 def profile_split(step, reps: int = 3) -> dict[str, float]:
     """ms per step in im2col, col2im, the conv functions' own time (GEMMs), BatchNorm, rest."""
-    prof = cProfile.Profile()
+    prof = cProfile.Profile(clock)  # CPU seconds by default, as the table
     prof.enable()
     for _ in range(reps):
         step()
@@ -219,29 +224,46 @@ def memory(preset: str, shape, batch: int) -> dict:
     return res
 
 
+def check_same(torch, gan, batch: int) -> float:
+    """max |G(z) - G_torch(z)| + max |D(x) - D_torch(x)| in training mode, before timing."""
+    tG, tD = to_torch(gan.generator, torch), to_torch(gan.discriminator, torch)
+    z = np.random.default_rng(2).standard_normal((batch, gan.latent_dim)).astype(np.float32)
+    x = gan.generator.forward(z)
+    with torch.no_grad():
+        tx = tG(torch.tensor(z))
+        err = float(np.abs(np.asarray(x) - tx.numpy()).max())
+        err += float(np.abs(np.asarray(gan.discriminator.forward(x)) - tD(tx).numpy()).max())
+    return err
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=10, help="interleaved rounds per case")
     ap.add_argument("--memory-batch", type=int, default=128)
+    ap.add_argument("--clock", choices=sorted(CLOCKS), default="cpu")
     args = ap.parse_args(argv)
+    global clock
+    clock = CLOCKS[args.clock]
     import torch
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    print(f"float32; BLAS: {blas_info()}")
+    print(f"float32, clock {args.clock}; BLAS: {blas_info()}")
     print(f"env OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')!r}, torch "
           f"{torch.__version__} threads {torch.get_num_threads()}")  # fmt: skip
     print(f"{'case':<26} {'minigan ms':>10} {'torch ms':>9} {'ratio':>6} {'GEMM floor ms':>13} "
           f"{'GFLOP':>6}")  # fmt: skip
     for label, preset, shape, batch in CASES:
         gan, ours = make_minigan(preset, shape, batch)
+        err = check_same(torch, gan, batch)
+        assert err < 1e-4, f"{preset}: minigan and torch differ by {err:.2e} before timing"
         theirs = make_torch(torch, gan, shape, batch)
         ours(), theirs()
         a, b = [], []
         for _ in range(args.rounds):
             for fn, acc in ((ours, a), (theirs, b)):
-                t0 = time.perf_counter()
+                t0 = clock()
                 fn()
-                acc.append(time.perf_counter() - t0)
+                acc.append(clock() - t0)
         ma, mb = 1e3 * statistics.median(a), 1e3 * statistics.median(b)
         floor, gflop = gemm_floor(gan, batch)
         floor *= 1e3
