@@ -143,7 +143,7 @@ def _setup_train_mnist(sub) -> None:
         "Train the MLP GAN on the real MNIST training set (60000 images).\n\n" + _TRAIN_EPILOG,
     )
     _add_train_flags(p, dataset=False)
-    p.set_defaults(func=_run_train, dataset="mnist")
+    p.set_defaults(func=_run_train, dataset="mnist", data_option=[])
 
 
 @command("train")
