@@ -345,16 +345,17 @@ def _evaluate_nearest(args, dataset) -> int:
     """Distance of samples (and of test images) to their nearest training image, any dataset."""
     import numpy as np
 
-    from .checkpoint import gan_from_checkpoint
+    from .checkpoint import _overrides_from_json, gan_from_checkpoint
     from .data import load
     from .metrics import generate_samples, nearest_neighbours
 
-    gan, _, _ = gan_from_checkpoint(args.checkpoint, device=args.device)
+    gan, _, config = gan_from_checkpoint(args.checkpoint, device=args.device)
+    data_options = _overrides_from_json(config.get("data_options", {}))  # the training subset
 
     def flat(u8):  # uint8 (N, C, H, W) -> (N, C*H*W) in [0, 1] on the device
         return gan.backend.asarray(u8.reshape(u8.shape[0], -1).astype(np.float32) / 255.0)
 
-    train = flat(load(dataset.name, "train", root=args.data_dir)[0])
+    train = flat(load(dataset.name, "train", root=args.data_dir, **data_options)[0])
     n = min(args.n_samples, 1000)
     samples = gan.backend.xp.reshape(generate_samples(gan, n, seed=args.seed), (n, -1))
     rows = [("samples", samples)]

@@ -158,6 +158,12 @@ def test_cifar10_dcgan_on_one_batch(tmp_path, capsys):
     assert h.config["n_train"] == 10000 and h.config["steps_per_epoch"] == 20
     assert h.config["data_options"] == {"batches": [1]}
     assert Image.open(h.artifacts["grid"]).mode == "RGB"
+    from minigan.cli import main  # evaluate reads the same subset (only batch 1 is offline)
+
+    ck = str(tmp_path / "c" / "checkpoint.npz")
+    argv = ["evaluate", "--checkpoint", ck, "--data-dir", _cifar_root(), "--no-reference"]
+    assert main([*argv, "--n-samples", "20", "--device", "cpu"]) == 0
+    assert "samples            nearest training image: median" in capsys.readouterr().out
     with pytest.raises(ValueError, match="data_options"):
         train("dcgan-cifar10", "cifar10", resume=tmp_path / "c" / "checkpoint.npz", max_steps=3,
               data_options={"batches": (2,)}, **kw)  # fmt: skip
