@@ -57,6 +57,19 @@ def _add_parser(sub, name: str, help: str, description: str | None = None):
 # ----------------------------------------------------------------------------------------------
 # train, train-mnist, presets
 # ----------------------------------------------------------------------------------------------
+def _data_option(text: str) -> tuple[str, object]:
+    """``"batches=1,2"`` -> ``("batches", (1, 2))``; ``"k=3"`` -> ``("k", 3)``; else a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    parts = value.split(",")
+    try:
+        ints = tuple(int(v) for v in parts)
+    except ValueError:
+        return key, value
+    return key, ints if len(parts) > 1 else ints[0]
+
+
 def _add_train_flags(p, *, dataset: bool) -> None:
     """The flags ``train`` and ``train-mnist`` share (``train`` adds ``--dataset``)."""
     from .data import DATASETS
@@ -64,6 +77,16 @@ def _add_train_flags(p, *, dataset: bool) -> None:
 
     if dataset:
         p.add_argument("--dataset", default="mnist", choices=sorted(DATASETS), help="data set")
+        p.add_argument(
+            "--data-option",
+            action="append",
+            default=[],
+            type=_data_option,
+            metavar="KEY=VALUE",
+            help="an option of minigan.data.load, repeatable; VALUE is an int, a "
+            "comma-separated tuple of ints, or a string (e.g. batches=1 for CIFAR-10's first "
+            "batch only)",
+        )
     if dataset:  # train: None = the preset's values
         p.add_argument("--epochs", type=int, default=None, help="epochs; None = the preset's")
         p.add_argument("--batch-size", type=int, default=None, help="None = the preset's")
@@ -146,7 +169,7 @@ def _setup_train_mnist(sub) -> None:
         "Train the MLP GAN on the real MNIST training set (60000 images).\n\n" + _TRAIN_EPILOG,
     )
     _add_train_flags(p, dataset=False)
-    p.set_defaults(func=_run_train, dataset="mnist", new_run_epochs=30)
+    p.set_defaults(func=_run_train, dataset="mnist", new_run_epochs=30, data_option=[])
 
 
 @command("train")
@@ -185,6 +208,7 @@ def _run_train(args) -> int:
         threads=args.threads,
         validation_size=args.validation_size,
         overwrite=args.overwrite,
+        data_options=dict(args.data_option),
         **overrides,
     )
     print(f"done: {len(history.steps)} steps; wrote to {history.out_dir}:")

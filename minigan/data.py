@@ -588,6 +588,8 @@ class CIFAR10Binary(Dataset):
             return list(names)
         if split != "train":
             raise ValueError(f"batches: only the train split has batches, got split={split!r}")
+        if isinstance(batches, int):  # batches=1 (e.g. ``--data-option batches=1``)
+            batches = (batches,)
         bad = [b for b in batches if b not in range(1, len(names) + 1)]
         if bad or not batches:
             raise ValueError(f"batches: expected numbers in 1..{len(names)}, got {batches!r}")
@@ -800,7 +802,7 @@ def load(
         user cache dir); see :func:`dataset_dir` for the accepted layouts.
     download : bool
         Fetch missing or damaged files with pooch (hash-checked).
-    batches : tuple of int, optional
+    batches : tuple of int or int, optional
         CIFAR-10 only: load exactly these training batches (1..5), saying so on stderr;
         without it all five are required (never fewer images than the split has).
 

@@ -36,7 +36,7 @@ from .layers import (
     Unflatten,
 )
 
-__all__ = ["dcgan_generator", "dcgan_discriminator", "dcgan_stages", "NORMS"]
+__all__ = ["dcgan_generator", "dcgan_discriminator", "dcgan_stages", "NORMS", "MODEL_BUILDERS"]
 
 #: Normalisation layers D may use between its convolutions (None: none, for a WGAN-GP critic).
 NORMS: dict[str | None, Any] = {"batch": BatchNorm2d, None: None}
@@ -191,3 +191,23 @@ def dcgan_discriminator(
         c *= 2
     layers += [Flatten(), Linear(c * h0 * w0, 1, rng=rng, **kw)]
     return init.dcgan_init_(Sequential(*layers), rng)
+
+
+def _build_generator(image_shape, latent_dim, *, dtype, device, rng, **args) -> Sequential:
+    return dcgan_generator(latent_dim, tuple(image_shape), dtype=dtype, device=device, rng=rng,
+                           **args)  # fmt: skip
+
+
+def _build_discriminator(image_shape, latent_dim, *, dtype, device, rng, **args) -> Sequential:
+    return dcgan_discriminator(tuple(image_shape), dtype=dtype, device=device, rng=rng, **args)
+
+
+#: The builders in the call :data:`minigan.models.MODELS` makes,
+#: ``build(image_shape, latent_dim, *, dtype, device, rng, **args)``, with their layout
+#: ("image": (N, C, H, W) batches). ``minigan.models`` wraps each pair in a ``ModelBuilder``
+#: (this module does not import ``models``, which imports it). The DCGAN initialisation
+#: (:func:`~minigan.init.dcgan_init_`) is part of both builders.
+MODEL_BUILDERS: dict[str, tuple[Any, str]] = {
+    "dcgan_generator": (_build_generator, "image"),
+    "dcgan_discriminator": (_build_discriminator, "image"),
+}

@@ -814,6 +814,8 @@ def modes_covered(samples, centers, std: float, tol: float = 4.0, min_share: flo
 def generate_samples(gan, n: int, *, seed=0, batch_size: int = 1000):
     """``n`` generated images in [0, 1] on the GAN's device, (n, D), from noise seeded by ``seed``.
 
+    Images of a convolutional G, (n, C, H, W), are flattened to D = C*H*W.
+
     ``z ~ N(0, I)`` is drawn on the host by ``numpy.random.default_rng(seed)`` (``seed``: an
     int or a sequence of ints; CPU and GPU give the same samples), and the ``tanh`` output
     ``x`` is mapped by ``(x + 1) / 2``. dtype: the GAN's (float32 unless built otherwise).
@@ -830,7 +832,7 @@ def generate_samples(gan, n: int, *, seed=0, batch_size: int = 1000):
     for start in range(0, n, batch_size):
         b = min(batch_size, n - start)
         z = rng.standard_normal((b, gan.latent_dim), dtype=host_dtype)
-        parts.append(gan.sample(b, z=z, labels=gan.balanced_labels(b, start)))
+        parts.append(xp.reshape(gan.sample(b, z=z, labels=gan.balanced_labels(b, start)), (b, -1)))
     x = xp.concat(parts, axis=0)
     return xp.clip((x + 1.0) * 0.5, 0.0, 1.0)
 
@@ -970,13 +972,15 @@ class _EvalImages:
     real row), chosen by :func:`evaluation_protocol`.
     """
 
-    def __init__(self, dataset, spec, protocol, backend, data_dir, n_validation, n_test):
+    def __init__(
+        self, dataset, spec, protocol, backend, data_dir, n_validation, n_test, data_options=None
+    ):
         from .classifier import load_dataset
 
         def dev(u8):  # uint8 (N, C, H, W) -> (N, C*H*W) float32 in [0, 1] on the device
             return backend.asarray(u8.reshape(u8.shape[0], -1).astype(np.float32) / 255.0)
 
-        train_all, _ = load_dataset(dataset, "train", data_dir)
+        train_all, _ = load_dataset(dataset, "train", data_dir, **(data_options or {}))
         if spec is not None:
             split, lo, hi = spec.test_range
             test_u8 = train_all if split == "train" else load_dataset(dataset, split, data_dir)[0]
@@ -1151,7 +1155,7 @@ def evaluate_checkpoint(
     FileNotFoundError
         No dataset files.
     """
-    from .checkpoint import gan_from_checkpoint
+    from .checkpoint import _overrides_from_json, gan_from_checkpoint
     from .classifier import CLASSIFIERS, load_dataset
 
     for name, v, lo in (
@@ -1170,7 +1174,8 @@ def evaluate_checkpoint(
     gan, _, config = gan_from_checkpoint(path, device=device)
     dataset = config.get("dataset") or "mnist"
     spec = CLASSIFIERS.get(dataset)
-    n_total = load_dataset(dataset, "train", data_dir)[0].shape[0]
+    data_options = _overrides_from_json(config.get("data_options") or {})  # a training subset
+    n_total = load_dataset(dataset, "train", data_dir, **data_options)[0].shape[0]
     protocol = evaluation_protocol(config, n_total, spec.test_range if spec else None)
     if n_validation > protocol["holdout"][1] - protocol["holdout"][0]:
         raise ValueError(
@@ -1181,7 +1186,9 @@ def evaluate_checkpoint(
     _say(progress, f"evaluate: {path} ({dataset}) on {backend.name}, {n_samples} samples")
     for w in protocol["warnings"]:
         _say(progress, f"evaluate: {w}")
-    data = _EvalImages(dataset, spec, protocol, backend, data_dir, n_validation, n_test)
+    data = _EvalImages(
+        dataset, spec, protocol, backend, data_dir, n_validation, n_test, data_options
+    )
     samples = generate_samples(gan, n_samples, seed=seed)
     samples = backend.xp.reshape(samples, (samples.shape[0], -1))  # (N, C*H*W)
     results: dict[str, Any] = {

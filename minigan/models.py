@@ -24,6 +24,7 @@ from functools import partial
 from math import prod
 from typing import Any
 
+from . import dcgan as _dcgan
 from .backend import array_namespace, as_generator, device_of
 from .layers import BatchNorm1d, Dropout, LeakyReLU, Linear, Module, ReLU, Sequential, Tanh
 
@@ -331,19 +332,10 @@ MODELS: dict[str, ModelBuilder] = {
     ),
 }
 
-try:  # the DCGAN builders arrive with the conv layers; this branch works without them
-    from . import dcgan as _dcgan
-except ImportError:  # pragma: no cover - depends on the branch
-    _dcgan = None
-else:
-    _dcgan_builders = getattr(_dcgan, "MODEL_BUILDERS", None)
-    if _dcgan_builders is None:
-        _dcgan_builders = {
-            name: ModelBuilder(getattr(_dcgan, name), "image")
-            for name in ("dcgan_generator", "dcgan_discriminator")
-            if hasattr(_dcgan, name)
-        }
-    MODELS.update(_dcgan_builders)
+# The DCGAN builders live beside their architecture (minigan/dcgan.py) as (build, layout) pairs.
+MODELS.update(
+    {name: ModelBuilder(build, layout) for name, (build, layout) in _dcgan.MODEL_BUILDERS.items()}
+)
 
 
 def get_model(name: str) -> ModelBuilder:

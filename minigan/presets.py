@@ -268,6 +268,35 @@ PRESETS: dict[str, Preset] = {
         notes="The classic Keras MLP GAN: G with ReLU, D with LeakyReLU(0.2), Adam(lr=1e-4) "
         "with Keras' default betas (0.9, 0.999) and epsilon 1e-7.",
     ),
+    # DCGAN (Radford, Metz & Chintala 2016): strided (transposed) convolutions, BatchNorm,
+    # ReLU in G / LeakyReLU(0.2) in D, N(0, 0.02) init, Adam 2e-4 betas (0.5, 0.999) (section
+    # 4 of the paper), batch 64 / 128 (the paper: 128). The widths are cut from the paper's
+    # (ngf = ndf = 64 in the PyTorch example) so the runs fit a 2-core CPU; the sizes and the
+    # measured step times are in their notes and in docs/benchmarks.md.
+    "dcgan": Preset(
+        "dcgan",
+        generator="dcgan_generator",
+        generator_args={"base_channels": 16},
+        discriminator="dcgan_discriminator",
+        discriminator_args={"base_channels": 16, "norm": "batch"},
+        batch_size=64,
+        epochs=5,
+        notes="DCGAN (Radford et al. 2016) for 28x28 grey (MNIST, Fashion-MNIST): G 100 -> "
+        "32x7x7 -> 16x14x14 -> 1x28x28, D 1 -> 16 -> 32 channels (4x4 stride-2 convs), "
+        "BatchNorm, Adam 2e-4 betas (0.5, 0.999), batch 64; ~1.2 CPU-min per MNIST epoch.",
+    ),
+    "dcgan-cifar10": Preset(
+        "dcgan-cifar10",
+        generator="dcgan_generator",
+        generator_args={"base_channels": 32},
+        discriminator="dcgan_discriminator",
+        discriminator_args={"base_channels": 32, "norm": "batch"},
+        batch_size=128,
+        epochs=4,
+        notes="DCGAN (Radford et al. 2016) for 32x32 colour (CIFAR-10): G 100 -> 128x4x4 -> "
+        "64x8x8 -> 32x16x16 -> 3x32x32, D 3 -> 32 -> 64 -> 128 channels, BatchNorm, Adam 2e-4 "
+        "betas (0.5, 0.999), batch 128 (the paper's); ~4 CPU-min per 50k-image epoch.",
+    ),
 }
 
 

@@ -30,6 +30,7 @@ stops with the state saved at the last interval whose losses were all finite.
 from __future__ import annotations
 
 import csv
+import inspect
 import json
 import math
 import os
@@ -334,6 +335,8 @@ class _Settings:
     ck_state: dict[str, Any] | None = None
     ck_config: dict[str, Any] | None = None
     epochs_source: str = "as given"  # for the resume line: "as given", or "the checkpoint's"
+    data_options: dict[str, Any] = field(default_factory=dict)
+    n_loaded: int | None = None  # images the loader returned (known once loaded)
 
     @property
     def preset(self) -> Preset:
@@ -344,12 +347,17 @@ class _Settings:
     @property
     def holdout(self) -> tuple[int, int] | None:
         """The held-out images ``[N - validation_size, N)`` of the training split, or None."""
-        n = self.dataset.sizes["train"]
+        n = self.n_total
         return None if not self.validation_size else (n - self.validation_size, n)
 
     @property
+    def n_total(self) -> int:
+        """Images of the training split: the loader's count once loaded (a data_options subset)."""
+        return self.dataset.sizes["train"] if self.n_loaded is None else self.n_loaded
+
+    @property
     def n_train(self) -> int:
-        n = self.dataset.sizes["train"] if self.holdout is None else self.holdout[0]
+        n = self.n_total if self.holdout is None else self.holdout[0]
         return n if self.limit is None else min(self.limit, n)
 
     def check_holdout(self) -> None:
@@ -434,6 +442,21 @@ def _reconcile_resume(s: _Settings, ck_state, ck_config) -> None:
     if s.epochs is None and ck_config.get("epochs") is not None:  # the run's own length
         s.epochs = int(ck_config["epochs"])
         s.epochs_source = "the checkpoint's (pass epochs= / --epochs to change it)"
+    ck_data = _overrides_from_json(ck_config.get("data_options", {}))
+    if s.data_options and _jsonable(s.data_options) != _jsonable(ck_data):
+        raise ValueError(
+            f"resume: the checkpoint {path} was trained with data_options={ck_data!r} but "
+            f"data_options={s.data_options!r} was given; leave it out"
+        )
+    s.data_options = ck_data
+
+
+def _check_data_options(data_options: dict[str, Any]) -> None:
+    """The keys must be keyword-only options of :func:`minigan.data.load` (e.g. ``batches``)."""
+    known = [n for n, p in inspect.signature(load).parameters.items() if p.kind is p.KEYWORD_ONLY]
+    unknown = sorted(set(data_options) - set(known))
+    if unknown:
+        raise ValueError(f"data_options: expected keys among {known}, got {unknown}")
 
 
 def _no_dtype(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -441,7 +464,16 @@ def _no_dtype(overrides: dict[str, Any]) -> dict[str, Any]:
 
 
 def _settings(
-    preset, dataset, epochs, batch_size, seed, limit, resume, overrides, validation_size=None
+    preset,
+    dataset,
+    epochs,
+    batch_size,
+    seed,
+    limit,
+    resume,
+    overrides,
+    validation_size=None,
+    data_options=None,
 ) -> _Settings:
     """Validate the run's arguments (nothing is written) and apply a resume checkpoint's."""
     _check_int("epochs", epochs, 1, allow_none=True)
@@ -451,6 +483,8 @@ def _settings(
     preset_name, overrides = _split_preset(preset, overrides)
     _check_overrides(overrides)
     s = _Settings(preset_name, overrides, get_dataset(dataset), epochs, batch_size, seed, limit)
+    s.data_options = dict(data_options or {})
+    _check_data_options(s.data_options)
     s.validation_size = validation_size
     s.check_holdout()  # before any work: a held-out range that overlaps the training images
     _ = s.preset  # ValueError for a bad override value (g_loss="bogus")
@@ -462,12 +496,16 @@ def _settings(
         s.batch_size = s.preset.batch_size
     if s.epochs is None:
         s.epochs = s.preset.epochs
+    _check_batch_size(s)
+    return s
+
+
+def _check_batch_size(s: _Settings) -> None:
     if s.batch_size > s.n_train:
         raise ValueError(
             f"batch_size: expected <= {s.n_train} (the number of training images"
             f"{' with limit=' + str(s.limit) if s.limit else ''}), got {s.batch_size}"
         )
-    return s
 
 
 # ----------------------------------------------------------------------------------------------
@@ -485,7 +523,9 @@ def _build(s: _Settings, backend: Backend, data_dir) -> tuple[GAN, BatchIterator
         )
     except TypeError as e:
         raise ValueError(f"cannot build the GAN: {e}") from e
-    images, labels = load(s.dataset.name, "train", root=data_dir)
+    images, labels = load(s.dataset.name, "train", root=data_dir, **s.data_options)
+    s.n_loaded = len(images)  # fewer than the split when data_options chose a subset
+    _check_batch_size(s)
     x = preprocess(images[: s.n_train])  # (N, C*H*W) float32 in [-1, 1]
     del images
     x = x.reshape((x.shape[0], *gan.data_shape))  # flat for MLPs, (N, C, H, W) for conv nets
@@ -520,6 +560,7 @@ def _config(s: _Settings, gan: GAN, loader: BatchIterator, opts: dict, backend, 
         "preset": s.preset_name,
         "overrides": {k: _jsonable(v) for k, v in s.overrides.items()},
         "dataset": s.dataset.name,
+        "data_options": _jsonable(s.data_options),
         "batch_size": int(s.batch_size),
         "seed": int(s.seed),
         "limit": s.limit,
@@ -1022,6 +1063,7 @@ def train(
     threads: int | None = None,
     validation_size: int | None = None,
     overwrite: bool = False,
+    data_options: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> History:
     """Train a preset's GAN on a dataset and write its pictures, log and checkpoints.
@@ -1098,6 +1140,10 @@ def train(
     overwrite : bool
         Allow an ``out_dir`` that holds an earlier run: its run files (checkpoint, logs,
         plots, GIF, sample grids) are deleted first; other files stay.
+    data_options : dict, optional
+        Keyword options for :func:`minigan.data.load` of the training split, e.g.
+        ``{"batches": (1,)}`` to train on CIFAR-10's first batch only (the one present
+        offline). Recorded in the config and the checkpoint; a resumed run keeps them.
     **overrides
         Preset fields or shortcuts (``lr=1e-4``, ``g_loss="saturating"``,
         ``g_hidden=(128,)``, ``objective="minimax"``...; see
@@ -1153,7 +1199,16 @@ def train(
         threads=threads,
     )  # fmt: skip
     s = _settings(
-        preset, dataset, epochs, batch_size, seed, limit, resume, overrides, validation_size
+        preset,
+        dataset,
+        epochs,
+        batch_size,
+        seed,
+        limit,
+        resume,
+        overrides,
+        validation_size,
+        data_options,
     )
     if metrics_every is not None and not s.dataset.classifier_metrics:
         raise ValueError(
