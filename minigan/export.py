@@ -47,6 +47,7 @@ from .layers import (
     Tanh,
     Unflatten,
 )
+from .models import LabelConcat
 
 __all__ = [
     "ONNX_OPSET",
@@ -170,7 +171,8 @@ def to_torch(module: Module):
     module : Module
         A minigan layer or network of layers that have a converter (:data:`TORCH_CONVERTERS`:
         Linear, Conv2d, ConvTranspose2d, BatchNorm1d, BatchNorm2d, Dropout, Flatten,
-        Unflatten, ReLU, LeakyReLU, Tanh, Sigmoid, Sequential).
+        Unflatten, ReLU, LeakyReLU, Tanh, Sigmoid, Sequential, and the conditional wrapper
+        LabelConcat, whose twin takes ``forward(x, labels)``).
 
     Shapes
     ------
@@ -298,6 +300,13 @@ def _unflatten_to_torch(m: Unflatten, nn, children):
     return nn.Unflatten(m.dim, m.unflattened_size)
 
 
+@torch_converter(LabelConcat)
+def _label_concat_to_torch(m: LabelConcat, nn, children):
+    from ._torch_modules import LabelConcat as TorchLabelConcat  # imports torch
+
+    return TorchLabelConcat(children["net"], m.num_classes)  # forward(x, labels)
+
+
 # ----------------------------------------------------------------------------------------------
 # ONNX
 # ----------------------------------------------------------------------------------------------
@@ -315,6 +324,8 @@ class OnnxGraph:
     ----------
     nodes : list of onnx.NodeProto
     initializers : list of onnx.TensorProto
+    extra_inputs : list of onnx.ValueInfoProto
+        Graph inputs after ``"input"`` that converters add (``"labels"`` of a LabelConcat).
     """
 
     def __init__(self, onnx, dtype):
@@ -322,6 +333,14 @@ class OnnxGraph:
         self.dtype = np.dtype(dtype)
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
+        self.extra_inputs: list[Any] = []
+
+    def extra_input(self, name: str, elem_type: int, shape: list) -> str:
+        """Add the graph input ``name`` (once, however many layers read it); returns ``name``."""
+        if all(v.name != name for v in self.extra_inputs):
+            info = self.onnx.helper.make_tensor_value_info(name, elem_type, shape)
+            self.extra_inputs.append(info)
+        return name
 
     def initializer(self, name: str, array) -> str:
         """Add a constant (a weight) named ``name``, copied to the host; returns ``name``."""
@@ -351,7 +370,7 @@ def to_onnx(module: Module, path: str | os.PathLike, input_shape: tuple[int, ...
         ``Conv``, ConvTranspose2d as ``ConvTranspose``, BatchNorm1d/2d as
         ``BatchNormalization`` (inference), Dropout as no node, Flatten as ``Flatten`` (the
         default dims) or ``Reshape``, Unflatten as ``Reshape``, ReLU, LeakyReLU, Tanh,
-        Sigmoid, Sequential.
+        Sigmoid, Sequential, and LabelConcat (a second graph input ``"labels"``, see Shapes).
     path : path
         The ``.onnx`` file to write; its folder must exist.
     input_shape : tuple of int
@@ -361,7 +380,9 @@ def to_onnx(module: Module, path: str | os.PathLike, input_shape: tuple[int, ...
     Shapes
     ------
     input (N, *input_shape) -> output (N, ...): N is the dynamic dimension ``"N"``, any
-    batch size runs.
+    batch size runs. A conditional module (LabelConcat) also takes ``"labels"`` (N,) int64
+    in ``0..K-1`` (``OneHot`` in the float dtype, then ``Concat`` with the input on axis 1);
+    ``input_shape`` describes ``"input"`` only.
 
     Returns
     -------
@@ -423,7 +444,7 @@ def _onnx_model(onnx, graph: OnnxGraph, out: str, input_shape):
     proto = helper.make_graph(
         graph.nodes,
         "minigan",
-        [helper.make_tensor_value_info("input", elem, ["N", *input_shape])],
+        [helper.make_tensor_value_info("input", elem, ["N", *input_shape]), *graph.extra_inputs],
         [helper.make_tensor_value_info("output", elem, None)],  # shape: from inference
         graph.initializers,
     )
@@ -574,17 +595,35 @@ def _unflatten_to_onnx(m: Unflatten, graph: OnnxGraph, x: str, prefix: str) -> s
     return _shape_around(graph, x, prefix, m.dim, m.dim, middle)
 
 
+@onnx_converter(LabelConcat)
+def _label_concat_to_onnx(m: LabelConcat, graph: OnnxGraph, x: str, prefix: str) -> str:
+    # A second graph input "labels" (N,) int64; OneHot's values [off, on] in the float dtype
+    # make the one-hot (N, K) in that dtype directly (no Cast), then Concat on the features.
+    labels = graph.extra_input("labels", graph.onnx.TensorProto.INT64, ["N"])
+    depth = graph.initializer(prefix + "num_classes", np.asarray([m.num_classes], np.int64))
+    values = graph.initializer(prefix + "one_hot_values", np.asarray([0, 1], graph.dtype))
+    y = graph.node("OneHot", [labels, depth, values], prefix, axis=-1)
+    joined = graph.node("Concat", [x, y], prefix, axis=1)
+    return graph.module(m.net, joined, prefix + "net.")
+
+
 # ----------------------------------------------------------------------------------------------
 # checkpoints -> files (minigan export)
 # ----------------------------------------------------------------------------------------------
 def _save_torch(module: Module, path: Path, input_shape: tuple[int, ...]) -> None:
-    """``torch.export`` program with a dynamic batch: ``torch.export.load(path).module()``."""
+    """``torch.export`` program with a dynamic batch: ``torch.export.load(path).module()``.
+
+    A conditional module (one with ``num_classes``) is traced as ``forward(x, labels)``.
+    """
     torch = _require("torch", "minigan export --format torch")
     net = to_torch(module)
     dtype = getattr(torch, (_float_dtype(module) or np.dtype("float32")).name)
     example = (torch.zeros((2, *input_shape), dtype=dtype),)  # batch 2: 0 and 1 specialise
+    if getattr(module, "num_classes", None) is not None:  # conditional: forward(x, labels)
+        example += (torch.zeros(2, dtype=torch.int64),)
     batch = torch.export.Dim("batch")
-    program = torch.export.export(net, example, dynamic_shapes=({0: batch},))
+    dynamic = tuple({0: batch} for _ in example)
+    program = torch.export.export(net, example, dynamic_shapes=dynamic)
     torch.export.save(program, path)
 
 
@@ -613,7 +652,7 @@ def _input_shape(gan, net: str) -> tuple[int, ...]:
     if net == "generator":
         return (gan.latent_dim,)
     z = np.zeros((1, gan.latent_dim), dtype=_float_dtype(gan.generator) or np.float32)
-    return tuple(gan.sample(1, z=z).shape[1:])
+    return tuple(gan.sample(1, z=z, labels=gan.balanced_labels(1)).shape[1:])
 
 
 def export_checkpoint(
@@ -631,7 +670,8 @@ def export_checkpoint(
     out : path
         The file to write; its folder must exist.
     format : {"onnx", "torch"}
-        ``"onnx"``: :func:`to_onnx` (input ``"input"`` of shape (N, latent_dim) for G).
+        ``"onnx"``: :func:`to_onnx` (input ``"input"`` of shape (N, latent_dim) for G, and
+        ``"labels"`` (N,) int64 for a conditional one).
         ``"torch"``: a ``torch.export`` program (``.pt2``) of :func:`to_torch`'s module with a
         dynamic batch; ``torch.export.load(out).module()`` runs it without minigan.
     net : {"generator", "discriminator"}

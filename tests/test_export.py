@@ -47,8 +47,11 @@ needs_onnx = pytest.mark.skipif(
     _missing("onnx") or _missing("onnxruntime"),
     reason='onnx or onnxruntime is not installed (pip install "minigan[export]")',
 )
-# Conditional models (LabelConcat, two inputs) have no exporter yet: the presets of plain nets.
-MLP_PRESETS = sorted(p for p in PRESETS if "num_classes" not in PRESETS[p].generator_args)
+# The presets of plain MLPs; the DCGAN builders (tiny, below) and the conditional presets
+# (LabelConcat: (x, labels)) have their own tests.
+MLP_PRESETS = sorted(p for p in PRESETS if PRESETS[p].generator == "mlp_generator")
+CONDITIONAL_PRESETS = sorted(p for p in PRESETS if "num_classes" in PRESETS[p].generator_args)
+TINY = {"latent_dim": 4, "g_hidden": (8,), "d_hidden": (8,)}
 TOL = {"float64": 1e-10, "float32": 1e-5}  # the issue's acceptance tolerances
 
 
@@ -433,6 +436,117 @@ def test_missing_onnx_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(ImportError, match=r"'onnx'.*pip install \"minigan\[export\]\""):
         to_onnx(Linear(2, 2), tmp_path / "g.onnx", (2,))
+
+
+# ----------------------------------------------------------------------------------------------
+# conditional models: LabelConcat, a second input "labels"
+# ----------------------------------------------------------------------------------------------
+def _conditional(preset: str, dtype: str):
+    gan = build_gan(preset, seed=0, dtype=dtype, **TINY)
+    return gan, gan.generator.eval(), gan.discriminator.eval()
+
+
+def _labels(n: int, k: int, seed: int = 4) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, k, size=n, dtype=np.int64)
+
+
+@needs_torch
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("preset", CONDITIONAL_PRESETS)
+def test_torch_conditional_outputs_equal_minigan(preset, dtype):
+    import torch
+
+    gan, G, D = _conditional(preset, dtype)
+    labels = _labels(6, gan.num_classes)
+    z = _randn((6, gan.latent_dim), dtype)
+    x = _randn((6, D.net[0].in_features - gan.num_classes), dtype)
+    for module, inp in ((G, z), (D, x)):
+        net = to_torch(module)
+        assert sorted(net.state_dict()) == sorted(module.state_dict())  # keys "net.*"
+        assert not any(m.training for m in net.modules())
+        with torch.no_grad():
+            y = net(torch.from_numpy(inp), torch.from_numpy(labels)).numpy()
+        assert y.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(y, module.forward(inp, labels), rtol=0, atol=TOL[dtype])
+
+
+@needs_onnx
+@pytest.mark.parametrize("preset", CONDITIONAL_PRESETS)
+def test_onnx_conditional_takes_labels_and_equals_minigan(tmp_path, preset):
+    import onnx
+
+    gan, G, D = _conditional(preset, "float32")
+    width = D.net[0].in_features - gan.num_classes
+    for name, net, w in (("g", G, gan.latent_dim), ("d", D, width)):
+        path = to_onnx(net, tmp_path / f"{name}.onnx", (w,))
+        model = onnx.load(path)
+        onnx.checker.check_model(model, full_check=True)
+        labels_info = model.graph.input[1]
+        assert labels_info.name == "labels"
+        assert labels_info.type.tensor_type.elem_type == onnx.TensorProto.INT64
+        assert [d.dim_param for d in labels_info.type.tensor_type.shape.dim] == ["N"]
+        session = _ort(path)
+        for n in (1, 7):
+            x = _randn((n, w), "float32", seed=n)
+            labels = _labels(n, gan.num_classes, seed=n)
+            (y,) = session.run(["output"], {"input": x, "labels": labels})
+            np.testing.assert_allclose(y, net.forward(x, labels), rtol=0, atol=TOL["float32"])
+
+
+def _cgan_checkpoint(path: Path) -> Path:
+    """A checkpoint of an untrained tiny cgan, shaped like train_mnist's."""
+    from minigan.checkpoint import save_checkpoint
+
+    gan = build_gan("cgan", device="cpu", seed=1, **TINY)
+    state = {f"gan.{k}": v for k, v in gan.state_dict().items()}
+    config = {"kind": "minigan.train_mnist", "preset": "cgan", "seed": 1}
+    config["overrides"] = {k: list(v) if isinstance(v, tuple) else v for k, v in TINY.items()}
+    return save_checkpoint(path, state, config)
+
+
+@needs_onnx
+@pytest.mark.parametrize("net", ["generator", "discriminator"])
+def test_cli_export_conditional_onnx_has_the_labels_input(capsys, tmp_path, net):
+    from minigan.checkpoint import gan_from_checkpoint
+
+    ck = _cgan_checkpoint(tmp_path / "ck.npz")
+    out = tmp_path / f"{net}.onnx"
+    argv = ["export", "--checkpoint", str(ck), "--format", "onnx", "--out", str(out)]
+    code, _, err = run_main(capsys, *argv, "--net", net)
+    assert code == 0, err
+    gan = gan_from_checkpoint(ck)[0]
+    module = getattr(gan, net).eval()
+    session = _ort(out)
+    assert [i.name for i in session.get_inputs()] == ["input", "labels"]
+    width = module.net[0].in_features - gan.num_classes
+    for n in (1, 4):
+        x = _randn((n, width), "float32", seed=n)
+        labels = _labels(n, gan.num_classes, seed=n)
+        (y,) = session.run(None, {"input": x, "labels": labels})
+        np.testing.assert_allclose(y, module.forward(x, labels), rtol=0, atol=1e-5)
+
+
+@needs_torch
+@pytest.mark.slow
+def test_cli_export_conditional_torch_takes_labels(capsys, tmp_path):
+    import torch
+
+    from minigan.checkpoint import gan_from_checkpoint
+
+    ck = _cgan_checkpoint(tmp_path / "ck.npz")
+    out = tmp_path / "g.pt2"
+    argv = ["export", "--checkpoint", str(ck), "--format", "torch", "--out", str(out)]
+    code, _, err = run_main(capsys, *argv)
+    assert code == 0, err
+    program = torch.export.load(str(out)).module()
+    gan = gan_from_checkpoint(ck)[0]
+    for n in (1, 5):
+        z = _randn((n, gan.latent_dim), "float32", seed=n)
+        labels = _labels(n, gan.num_classes, seed=n)
+        with torch.no_grad():
+            y = program(torch.from_numpy(z), torch.from_numpy(labels)).numpy()
+        expected = gan.generator.eval().forward(z, labels)
+        np.testing.assert_allclose(y, expected, rtol=0, atol=1e-5)
 
 
 # ----------------------------------------------------------------------------------------------
