@@ -173,17 +173,21 @@ class Preset:
                 f"unknown preset field(s) {unknown}; known: {', '.join(self.overridable())}"
             )
         new = {k: v for k, v in overrides.items() if k not in SHORTCUTS and k != "g_loss"}
-        for short, places in SHORTCUTS.items():
-            if short in overrides:
-                for fname, key in places:
-                    base = new.get(fname, getattr(self, fname))
-                    new[fname] = {**base, key: overrides[short]}
         if "g_loss" in overrides:
             if overrides["g_loss"] not in G_LOSSES:
                 raise ValueError(
                     f"g_loss: expected one of {tuple(G_LOSSES)}, got {overrides['g_loss']!r}"
                 )
             new["objective"] = G_LOSSES[overrides["g_loss"]]
+        if new.get("objective", self.objective) != self.objective and "objective_args" not in new:
+            new[
+                "objective_args"
+            ] = {}  # settings belong to their objective: another one starts clean
+        for short, places in SHORTCUTS.items():
+            if short in overrides:
+                for fname, key in places:
+                    base = new.get(fname, getattr(self, fname))
+                    new[fname] = {**base, key: overrides[short]}
         return replace(self, **new)
 
     # -- the settings of minigan 0.1's flat preset, read-only ------------------------------
