@@ -157,6 +157,9 @@ class ClassifierSpec:
         Images that train the classifier and measure its test accuracy; ``stop=None``: to the
         end of the split. They are also the "real test set" of :func:`minigan.metrics`.
     class_names : tuple of str
+    data_options : dict
+        Keyword options of :func:`minigan.data.load` for the ranges' split (CIFAR-10: only
+        ``batches=(1,)``, the batch its ranges lie in, so the one batch found offline suffices).
     """
 
     dataset: str
@@ -166,6 +169,7 @@ class ClassifierSpec:
     train_range: tuple[str, int, int | None] = ("train", 0, None)
     test_range: tuple[str, int, int | None] = ("test", 0, None)
     class_names: tuple[str, ...] = field(default=tuple(str(i) for i in range(10)))
+    data_options: dict = field(default_factory=dict)
 
     @property
     def in_features(self) -> int:
@@ -214,7 +218,11 @@ _FASHION_CLASSES = (
 )
 # Only CIFAR-10's training batch 1 (10,000 images) is on hand here: the classifier trains on
 # its first 8,000 images and is tested on the last 2,000 (until the full data set is read).
-_CIFAR_RANGES = {"train_range": ("train", 0, 8000), "test_range": ("train", 8000, 10000)}
+_CIFAR_RANGES = {
+    "train_range": ("train", 0, 8000),
+    "test_range": ("train", 8000, 10000),
+    "data_options": {"batches": (1,)},  # both ranges lie in data_batch_1
+}
 
 #: Dataset name -> the metric classifier that scores its images.
 CLASSIFIERS: dict[str, ClassifierSpec] = {
@@ -296,7 +304,7 @@ def load_dataset(dataset: str, split: str = "train", data_dir=None, **options):
 def spec_images(spec: ClassifierSpec, which: str, data_dir=None):
     """The ``"train"`` or ``"test"`` images of a spec: uint8 (N, C, H, W), uint8 (N,)."""
     split, start, stop = spec.train_range if which == "train" else spec.test_range
-    images, labels = load_dataset(spec.dataset, split, data_dir)
+    images, labels = load_dataset(spec.dataset, split, data_dir, **spec.data_options)
     return images[start:stop], labels[start:stop]
 
 
