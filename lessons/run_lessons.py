@@ -66,7 +66,9 @@ def find_lessons(patterns: list[str]) -> list[Path]:
 
 def lesson_env(mode: str, blas_threads: int | None = None) -> dict[str, str]:
     """The environment variables to set for the kernel (see the module docstring)."""
-    env = {"MINIGAN_LESSON_MODE": mode}
+    # Figures go into the notebook (the inline backend), even where MPLBACKEND=Agg is exported
+    # (CI does): with Agg a kernel draws nothing and the docs' lesson pages would show no figure.
+    env = {"MINIGAN_LESSON_MODE": mode, "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
     if blas_threads is not None:
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env[var] = str(blas_threads)
