@@ -62,6 +62,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--results", default=str(RESULTS), help="JSON file the row is appended to")
     p.add_argument("--grid-dir", default=str(GRIDS), help="where the row's sample grid goes")
     p.add_argument("--note", default="", help="free text stored with the row")
+    p.add_argument(
+        "--metrics-every",
+        type=int,
+        default=None,
+        help="score the held-out metrics after every N epochs (time to quality, stored per epoch)",
+    )
+    p.add_argument("--threads", type=int, default=None, help="BLAS threads while training")
+    p.add_argument(
+        "--cas-n",
+        type=int,
+        default=60000,
+        help="conditional presets: generated images the CAS classifier trains on (0: no CAS)",
+    )
     return p.parse_args(argv)
 
 
@@ -76,6 +89,8 @@ def _train_kwargs(fn, args, out_dir: Path) -> dict[str, Any]:
         "progress": False,
         "max_steps": args.max_steps,
         "limit": args.limit,
+        "metrics_every": args.metrics_every,
+        "threads": args.threads,
     }
     if args.epochs is not None:
         kw["epochs"] = args.epochs
@@ -110,19 +125,74 @@ def train(args) -> tuple[Path, dict[str, Any]]:
         "steps": len(history.steps),
         "load_average": os.getloadavg()[0],  # a busy machine inflates the minutes
         "epochs": len(history.epochs),
+        "per_epoch": _per_epoch(history),
     }
     return Path(history.artifacts["checkpoint"]), timing
 
 
+def _per_epoch(history) -> list[dict[str, Any]]:
+    """Time to quality: per epoch, the cumulative training seconds and the metrics, if scored."""
+    out, seconds = [], 0.0
+    for row in history.epochs:
+        seconds += row["seconds"]
+        out.append({"epoch": row["epoch"], "seconds": seconds, "metrics": row.get("metrics")})
+    return out
+
+
 def sample_grid(checkpoint: Path, path: Path, device: str) -> Path:
-    """An 8x8 grid of samples from fixed noise (seed 0), as ``minigan sample`` draws it."""
+    """An 8x8 grid of samples from fixed noise (seed 0), as ``minigan sample`` draws it.
+
+    A conditional GAN draws the labels ``i % 10`` (:meth:`minigan.gan.GAN.balanced_labels`).
+    """
     from minigan.checkpoint import gan_from_checkpoint
     from minigan.viz import save_image_grid
 
     gan, _, _ = gan_from_checkpoint(checkpoint, device=device)
     host = np.float32 if "32" in str(gan.dtype) else np.float64
     z = np.random.default_rng(0).standard_normal((64, gan.latent_dim), host)
-    return save_image_grid(gan.sample(64, z=z), path, nrow=8)
+    return save_image_grid(gan.sample(64, z=z, labels=gan.balanced_labels(64)), path, nrow=8)
+
+
+def conditional_scores(checkpoint: Path, args) -> dict[str, Any]:
+    """For a conditional GAN: label accuracy (the metric classifier's verdict on samples asked
+    for each class) and the Classification Accuracy Score (Ravuri & Vinyals 2019) on ``--cas-n``
+    generated images; empty for an unconditional one."""
+    from minigan.backend import to_numpy
+    from minigan.checkpoint import gan_from_checkpoint
+    from minigan.classifier import load_classifier
+    from minigan.metrics import classification_accuracy_score, generate_samples
+
+    gan, _, config = gan_from_checkpoint(checkpoint, device=args.device)
+    if not gan.conditional:
+        return {}
+    dataset = config.get("dataset", args.dataset)
+    n = args.n_samples
+    asked = gan.balanced_labels(n)
+    images = to_numpy(generate_samples(gan, n, seed=0))
+    clf = load_classifier(dataset=dataset, data_dir=args.data_dir, progress=False)
+    hit = clf.predict(images.reshape(n, -1)) == asked
+    out: dict[str, Any] = {
+        "label_accuracy": float(np.mean(hit)),
+        "label_accuracy_per_class": [
+            float(np.mean(hit[asked == k])) for k in range(gan.num_classes)
+        ],
+    }
+    if args.cas_n:
+
+        def batches(batch=1000, seed=1):
+            rng, start = np.random.default_rng(seed), 0
+            while True:
+                labels = gan.balanced_labels(batch, start)
+                z = rng.standard_normal((batch, gan.latent_dim)).astype(np.float32)
+                x = to_numpy(gan.sample(batch, z=z, labels=labels))
+                yield (x.reshape(batch, -1) + 1.0) / 2.0, labels
+                start += batch
+
+        cas = classification_accuracy_score(
+            batches, n=args.cas_n, dataset=dataset, data_dir=args.data_dir, progress=False
+        )
+        out.update(cas=cas["cas"], cas_real=cas["real_accuracy"], cas_n=cas["n"])
+    return out
 
 
 def _classifier_row(c: dict[str, Any] | None) -> dict[str, Any]:
@@ -145,7 +215,9 @@ def _relative(path: Path) -> str:
         return str(path)
 
 
-def make_row(args, argv, stamp: str, checkpoint: Path, timing, results, grid) -> dict[str, Any]:
+def make_row(
+    args, argv, stamp: str, checkpoint: Path, timing, results, grid, cond=None
+) -> dict[str, Any]:
     """One JSON row from :func:`minigan.metrics.evaluate_checkpoint`'s results."""
     import minigan
 
@@ -165,7 +237,8 @@ def make_row(args, argv, stamp: str, checkpoint: Path, timing, results, grid) ->
         "parzen_stderr": p["stderr"],
         "parzen_sigma": p["sigma"],
         **_classifier_row(results.get("classifier")),
-        "cas": None,  # conditional presets only (the conditional GAN comes later)
+        "cas": None,  # conditional presets only (below)
+        **(cond or {}),
         "nn_ratio": nn["median"] / rnn["median"] if rnn else None,
         "honest": results["protocol"]["honest"],
         "protocol": results["protocol"],
@@ -219,7 +292,11 @@ def main(argv=None) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     grid_path = Path(args.grid_dir) / f"{args.preset}-{args.dataset}-{stamp}.png"
     grid = sample_grid(checkpoint, grid_path, args.device)
-    row = make_row(args, argv, stamp, checkpoint, timing, results, grid)
+    cond = conditional_scores(checkpoint, args)
+    if cond:
+        cas = f", CAS {cond['cas']:.4f} (real {cond['cas_real']:.4f})" if "cas" in cond else ""
+        print(f"label accuracy {cond['label_accuracy']:.2%}{cas}")
+    row = make_row(args, argv, stamp, checkpoint, timing, results, grid, cond)
     append_row(Path(args.results), row)
     print(f"appended row {row['id']} to {args.results}")
     return 0

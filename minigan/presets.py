@@ -249,11 +249,14 @@ PRESETS: dict[str, Preset] = {
     "cgan": Preset(
         "cgan",
         generator="conditional_mlp_generator",
-        generator_args={**_mlp_args((256, 512, 1024)), "num_classes": 10},
+        generator_args={**_mlp_args((256, 512, 1024)), "norm": "batch", "num_classes": 10},
         discriminator="conditional_mlp_discriminator",
         discriminator_args={**_mlp_args((1024, 512, 256)), "num_classes": 10},
+        epochs=10,
         notes="Conditional GAN (Mirza & Osindero 2014): one-hot labels concatenated to z and to "
-        "D's input, default MLPs and Adam 2e-4 betas (0.5, 0.999).",
+        "D's input; the default preset's MLPs with BatchNorm1d in G (without it G ignored the "
+        "label: 10% of samples the asked-for digit after 1 epoch, 80% with it after 3), "
+        "Adam 2e-4 betas (0.5, 0.999), 10 epochs.",
     ),
     "ring": Preset(
         "ring",
