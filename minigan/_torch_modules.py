@@ -22,7 +22,7 @@ class LabelConcat(torch.nn.Module):
 
     Shapes
     ------
-    x (N, in_features), labels (N,) int64 -> net's output.
+    x (N, in_features), labels (N,) int64 -> net's output; with ``label_maps``, x (N, C, H, W).
 
     Notes
     -----
@@ -30,12 +30,18 @@ class LabelConcat(torch.nn.Module):
     Osindero 2014, Sec. 4.1).
     """
 
-    def __init__(self, net: torch.nn.Module, num_classes: int):
+    def __init__(self, net: torch.nn.Module, num_classes: int, label_maps: bool = False):
         super().__init__()
         self.net = net
         self.num_classes = num_classes
+        self.label_maps = label_maps
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """``net(cat([x, one_hot(labels, K)], 1))`` with the one-hot in x's dtype."""
+        """``net(cat([x, one_hot(labels, K)], 1))`` with the one-hot in x's dtype.
+
+        With ``label_maps`` the one-hot (N, K) is expanded to (N, K, H, W) first.
+        """
         y = F.one_hot(labels.long(), self.num_classes).to(x.dtype)
+        if self.label_maps:
+            y = y[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
         return self.net(torch.cat([x, y], 1))

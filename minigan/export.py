@@ -304,7 +304,7 @@ def _unflatten_to_torch(m: Unflatten, nn, children):
 def _label_concat_to_torch(m: LabelConcat, nn, children):
     from ._torch_modules import LabelConcat as TorchLabelConcat  # imports torch
 
-    return TorchLabelConcat(children["net"], m.num_classes)  # forward(x, labels)
+    return TorchLabelConcat(children["net"], m.num_classes, m.label_maps)  # forward(x, labels)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -602,7 +602,14 @@ def _label_concat_to_onnx(m: LabelConcat, graph: OnnxGraph, x: str, prefix: str)
     labels = graph.extra_input("labels", graph.onnx.TensorProto.INT64, ["N"])
     depth = graph.initializer(prefix + "num_classes", np.asarray([m.num_classes], np.int64))
     values = graph.initializer(prefix + "one_hot_values", np.asarray([0, 1], graph.dtype))
-    y = graph.node("OneHot", [labels, depth, values], prefix, axis=-1)
+    y = graph.node("OneHot", [labels, depth, values], prefix, axis=-1)  # (N, K)
+    if m.label_maps:  # (N, K, 1, 1) expanded to (N, K, H, W), H and W read from x's shape
+        axes = graph.initializer(prefix + "map_axes", np.asarray([2, 3], np.int64))
+        y = graph.node("Unsqueeze", [y, axes], prefix)
+        n = graph.node("Shape", [x], prefix, start=0, end=1)
+        hw = graph.node("Shape", [x], prefix, start=2)
+        shape = graph.node("Concat", [n, depth, hw], prefix, axis=0)
+        y = graph.node("Expand", [y, shape], prefix)
     joined = graph.node("Concat", [x, y], prefix, axis=1)
     return graph.module(m.net, joined, prefix + "net.")
 

@@ -9,9 +9,10 @@ The layout says how the training loop hands images to the models:
 * ``"image"``: (N, C, H, W) (convolutional nets).
 
 A conditional model (Mirza & Osindero 2014) takes class labels too: :class:`LabelConcat` wraps
-any flat network and concatenates one-hot labels to its input, so G maps (z, y) and D maps
-(x, y). Whether a model is conditional is its ``num_classes`` attribute (None: not), which the
-GAN reads; the ``conditional_*`` builders wrap a registered flat builder.
+any network and concatenates one-hot labels (or label maps, for images) to its input, so G
+maps (z, y) and D maps (x, y). Whether a model is conditional is its ``num_classes``
+attribute (None: not), which the GAN reads; the ``conditional_*`` builders wrap a registered
+builder (MLP or DCGAN).
 
 A new architecture is one function and one :data:`MODELS` entry.
 """
@@ -186,23 +187,31 @@ class LabelConcat(Module):
     """A conditional wrapper ``y = net([x, one_hot(labels)])`` (Mirza & Osindero 2014, Sec. 4.1).
 
     The one-hot labels are appended to the input's features: to the noise z of a generator,
-    to the flat image of a discriminator. The labels get no gradient (they are data).
+    to the flat image of a discriminator; or, with ``label_maps=True``, as K constant feature
+    maps appended to the channels of an image (a convolutional discriminator: map k is 1
+    everywhere for label k, 0 otherwise). The labels get no gradient (they are data).
 
     Parameters
     ----------
     net : Module
-        A flat network whose input has ``in_features + num_classes`` columns.
+        The wrapped network: its input has ``in_features + num_classes`` columns, or
+        ``C + num_classes`` channels with ``label_maps``.
     num_classes : int
         Number of classes K; labels are ints in ``0..K-1``.
+    label_maps : bool
+        False: x is (N, F), the one-hot (N, K) is concatenated on the features. True: x is
+        (N, C, H, W), the one-hot is broadcast to (N, K, H, W) and concatenated on the channels.
 
     Shapes
     ------
-    x (N, in_features), labels (N,) int -> net's output; ``backward`` returns dx (N, in_features).
+    x (N, F) or (N, C, H, W), labels (N,) int -> net's output; ``backward`` returns dx of x's
+    shape.
 
     Raises
     ------
     ValueError
-        ``num_classes`` < 1; in ``forward``, labels not of shape (N,).
+        ``num_classes`` < 1; in ``forward``, labels not of shape (N,), or x of the other rank
+        (2-D expected without ``label_maps``, 4-D with).
     TypeError
         ``forward`` without labels.
 
@@ -210,15 +219,17 @@ class LabelConcat(Module):
     -----
     Concatenating one-hot y to the first layer's input equals adding a learned per-class bias
     ``W_y[:, y]`` to that layer, i.e. an embedding of y (PyTorch: ``nn.Embedding`` plus a
-    concat, as in most cGAN code). State-dict keys are the wrapped net's under ``net.``.
+    concat, as in most cGAN code); for label maps and a convolution, a learned per-class bias
+    map. State-dict keys are the wrapped net's under ``net.``.
     """
 
-    def __init__(self, net: Module, num_classes: int):
+    def __init__(self, net: Module, num_classes: int, *, label_maps: bool = False):
         super().__init__()
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"num_classes: expected an int >= 1, got {num_classes!r}")
         self.net = net
         self.num_classes = num_classes
+        self.label_maps = bool(label_maps)
 
     def children(self) -> dict[str, Module]:
         """``{"net": net}``."""
@@ -236,61 +247,70 @@ class LabelConcat(Module):
             )
         if tuple(labels.shape) != (x.shape[0],):
             raise ValueError(f"labels: expected shape {(x.shape[0],)}, got {tuple(labels.shape)}")
+        rank = 4 if self.label_maps else 2
+        if x.ndim != rank:
+            want = "(N, C, H, W) with label_maps" if self.label_maps else "(N, F)"
+            raise ValueError(f"x: expected {want}, got shape {tuple(x.shape)}")
         xp = array_namespace(x, labels, names=("x", "labels"))
         self._cache = x.shape[1]
         y = one_hot(labels, self.num_classes, x.dtype)  # (N, K)
-        return self.net.forward(xp.concat([x, y], axis=1))  # (N, in_features + K)
+        if self.label_maps:  # (N, K, 1, 1) * ones -> (N, K, H, W)
+            n, _, h, w = x.shape
+            ones = xp.ones((n, self.num_classes, h, w), dtype=x.dtype, device=device_of(x))
+            y = y[:, :, None, None] * ones
+        return self.net.forward(xp.concat([x, y], axis=1))  # (N, F + K) or (N, C + K, H, W)
 
     def backward(self, dout, *, input_grad: bool = True):
-        """dx of the input's columns (the label columns' gradient is dropped)."""
+        """dx of the input's features or channels (the labels' part is dropped)."""
         width = self._cached()
         dx = self.net.backward(dout, input_grad=input_grad)
-        return None if dx is None else dx[:, :width]
+        return None if dx is None else dx[:, :width, ...]
 
     def extra_repr(self) -> str:
-        """``num_classes=...``."""
-        return f"num_classes={self.num_classes}"
+        """``num_classes=...`` (and ``label_maps=True``)."""
+        return f"num_classes={self.num_classes}" + (", label_maps=True" if self.label_maps else "")
 
 
 def conditional_generator(
     image_shape, latent_dim, *, base="mlp_generator", num_classes=10, **args
 ) -> LabelConcat:
-    """``G(z, y)``: the flat builder ``base`` built for noise of width latent_dim + num_classes.
+    """``G(z, y)``: the builder ``base`` built for noise of width latent_dim + num_classes.
 
-    Shapes: z (N, latent_dim), labels (N,) -> images (N, C*H*W).
+    Any generator takes flat noise, so ``base`` may be of either layout (the MLP or the
+    DCGAN generator). Shapes: z (N, latent_dim), labels (N,) -> images as ``base`` makes them.
 
     Raises
     ------
     ValueError
-        ``base`` unknown or not of the "flat" layout; ``num_classes`` < 1.
+        ``base`` unknown; ``num_classes`` < 1.
     """
-    net = _flat_builder(base).build(image_shape, latent_dim + num_classes, **args)
+    net = get_model(base).build(image_shape, latent_dim + num_classes, **args)
     return LabelConcat(net, num_classes)
 
 
 def conditional_discriminator(
     image_shape, latent_dim, *, base="mlp_discriminator", num_classes=10, **args
 ) -> LabelConcat:
-    """``D(x, y)``: the flat builder ``base`` built for inputs of width C*H*W + num_classes.
+    """``D(x, y)``: the builder ``base`` built for inputs that carry the labels too.
 
-    Shapes: x (N, C*H*W), labels (N,) -> (N, 1).
+    A flat ``base`` gets rows of width C*H*W + num_classes (one-hot appended); an image
+    ``base`` (a conv net) gets C + num_classes channels (one-hot label maps, Mirza & Osindero's
+    conditioning as in most conditional DCGANs).
+
+    Shapes: x (N, C*H*W) or (N, C, H, W), labels (N,) -> (N, 1).
 
     Raises
     ------
     ValueError
-        ``base`` unknown or not of the "flat" layout; ``num_classes`` < 1.
+        ``base`` unknown; ``num_classes`` < 1.
     """
-    net = _flat_builder(base).build((prod(image_shape) + num_classes,), latent_dim, **args)
-    return LabelConcat(net, num_classes)
-
-
-def _flat_builder(base: str) -> ModelBuilder:
     builder = get_model(base)
-    if builder.layout != "flat":
-        raise ValueError(
-            f"conditional builder: base {base!r} has layout {builder.layout!r}, expected 'flat'"
-        )
-    return builder
+    c, *hw = image_shape
+    shape = (
+        (prod(image_shape) + num_classes,) if builder.layout == "flat" else (c + num_classes, *hw)
+    )
+    net = builder.build(shape, latent_dim, **args)
+    return LabelConcat(net, num_classes, label_maps=builder.layout == "image")
 
 
 #: How each layout shapes a batch of images (C, H, W) for the models.
@@ -335,6 +355,17 @@ MODELS: dict[str, ModelBuilder] = {
 # The DCGAN builders live beside their architecture (minigan/dcgan.py) as (build, layout) pairs.
 MODELS.update(
     {name: ModelBuilder(build, layout) for name, (build, layout) in _dcgan.MODEL_BUILDERS.items()}
+)
+# Conditional DCGAN: one-hot labels appended to z, and as label maps to D's input channels.
+MODELS.update(
+    {
+        "conditional_dcgan_generator": ModelBuilder(
+            partial(conditional_generator, base="dcgan_generator"), "image"
+        ),
+        "conditional_dcgan_discriminator": ModelBuilder(
+            partial(conditional_discriminator, base="dcgan_discriminator"), "image"
+        ),
+    }
 )
 
 

@@ -292,6 +292,33 @@ PRESETS: dict[str, Preset] = {
         "32x7x7 -> 16x14x14 -> 1x28x28, D 1 -> 16 -> 32 channels (4x4 stride-2 convs), "
         "BatchNorm, Adam 2e-4 betas (0.5, 0.999), batch 64; ~1.2 CPU-min per MNIST epoch.",
     ),
+    "cdcgan": Preset(
+        "cdcgan",
+        generator="conditional_dcgan_generator",
+        generator_args={"base_channels": 16, "num_classes": 10},
+        discriminator="conditional_dcgan_discriminator",
+        discriminator_args={"base_channels": 16, "norm": "batch", "num_classes": 10},
+        batch_size=64,
+        epochs=5,
+        notes="Conditional DCGAN (Mirza & Osindero 2014 on Radford et al. 2016): the dcgan "
+        "preset with one-hot labels appended to z and as 10 constant label maps to D's input "
+        "channels (1+10 -> 16 -> 32), Adam 2e-4 betas (0.5, 0.999), batch 64.",
+    ),
+    "wgan-gp-dcgan": Preset(
+        "wgan-gp-dcgan",
+        generator="dcgan_generator",
+        generator_args={"base_channels": 16},
+        discriminator="dcgan_discriminator",
+        discriminator_args={"base_channels": 16, "norm": None},
+        optimizer_args={"lr": 1e-4, "betas": (0.0, 0.9), "eps": 1e-8},
+        objective="wgan_gp",
+        objective_args={"weight": 10.0, "n_critic": 5},
+        batch_size=64,
+        epochs=5,
+        notes="WGAN-GP (Gulrajani et al. 2017, Algorithm 1) on the dcgan preset's nets: the "
+        "conv critic without BatchNorm (the penalty is per sample), lambda 10, 5 critic steps "
+        "per G step, Adam 1e-4 betas (0.0, 0.9), batch 64.",
+    ),
     "dcgan-cifar10": Preset(
         "dcgan-cifar10",
         generator="dcgan_generator",

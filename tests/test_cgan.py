@@ -165,6 +165,59 @@ def test_one_hot_and_label_concat_backward_drop_the_label_columns():
         net.forward(x)
 
 
+def test_label_maps_append_constant_class_planes_and_backward_matches_finite_differences():
+    from minigan.gradcheck import numerical_gradient, rel_error
+    from minigan.layers import Conv2d, Flatten
+
+    rng = np.random.default_rng(0)
+    k, n = 3, 2
+    net = LabelConcat(
+        Sequential(
+            Conv2d(2 + k, 2, 3, 1, 1, dtype="float64", rng=rng),
+            Flatten(),
+            Linear(2 * 4 * 5, 1, dtype="float64", rng=rng),
+        ),
+        k,
+        label_maps=True,
+    )
+    x = rng.standard_normal((n, 2, 4, 5))  # non-square on purpose
+    y = np.array([2, 0])
+    out = net.forward(x, y)
+    planes = np.broadcast_to(np.eye(k)[y][:, :, None, None], (n, k, 4, 5))
+    assert np.allclose(out, net.net.forward(np.concatenate([x, planes], axis=1)))
+    dout = rng.standard_normal((n, 1))
+    net.forward(x, y)
+    dx = net.backward(dout)
+    assert dx.shape == x.shape
+    num = numerical_gradient(lambda v: net.forward(v, y), x.copy(), dout)
+    assert rel_error(dx, num) < 1e-6
+    with pytest.raises(ValueError, match=r"x: expected \(N, C, H, W\) with label_maps"):
+        net.forward(x.reshape(n, -1), y)
+
+
+@pytest.mark.parametrize("preset", ["cdcgan", "wgan-gp-dcgan"])
+def test_conv_presets_of_the_objectives_issue_train_and_sample(preset):
+    p = PRESETS[preset]
+    gan = build_gan(preset, seed=0, generator_args={**p.generator_args, "base_channels": 4},
+                    discriminator_args={**p.discriminator_args, "base_channels": 4})  # fmt: skip
+    assert gan.data_shape == (1, 28, 28)
+    labels = gan.balanced_labels(4)
+    x = np.random.default_rng(1).uniform(-1, 1, (4, 1, 28, 28)).astype(np.float32)
+    before = to_numpy(gan.sample(4, z=np.zeros((4, 100), np.float32), labels=labels))
+    for _ in range(5):  # one G step for the 5-critic objective
+        out = gan.train_step(x, labels)
+    assert all(np.isfinite(float(v)) for v in out.values())
+    after = to_numpy(gan.sample(4, z=np.zeros((4, 100), np.float32), labels=labels))
+    assert not np.array_equal(before, after)  # G was updated
+    if preset == "cdcgan":
+        assert gan.discriminator.label_maps and gan.discriminator.net[0].in_channels == 11
+        a = gan.sample(2, z=np.zeros((2, 100), np.float32), labels=[3, 3])
+        b = gan.sample(2, z=np.zeros((2, 100), np.float32), labels=[3, 8])
+        assert np.array_equal(a[0], b[0]) and not np.array_equal(a[1], b[1])
+    else:  # the critic of a gradient penalty holds no BatchNorm
+        assert not any(m.mixes_batch_rows for m in gan.discriminator.modules())
+
+
 def test_conditional_gan_conditions_both_players_and_labels_change_the_samples():
     gan = _cgan()
     assert gan.conditional and gan.num_classes == 10

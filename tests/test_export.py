@@ -36,6 +36,7 @@ from minigan.layers import (
     Tanh,
     Unflatten,
 )
+from minigan.models import MODELS
 
 
 def _missing(name: str) -> bool:
@@ -442,7 +443,16 @@ def test_missing_onnx_names_the_extra(tmp_path, monkeypatch):
 # conditional models: LabelConcat, a second input "labels"
 # ----------------------------------------------------------------------------------------------
 def _conditional(preset: str, dtype: str):
-    gan = build_gan(preset, seed=0, dtype=dtype, **TINY)
+    p = PRESETS[preset]
+    if MODELS[p.discriminator].layout == "image":  # cdcgan: tiny conv nets, label maps in D
+        tiny = {
+            "latent_dim": 4,
+            "generator_args": {**p.generator_args, "base_channels": 4},
+            "discriminator_args": {**p.discriminator_args, "base_channels": 4},
+        }
+    else:
+        tiny = TINY
+    gan = build_gan(preset, seed=0, dtype=dtype, **tiny)
     return gan, gan.generator.eval(), gan.discriminator.eval()
 
 
@@ -459,7 +469,7 @@ def test_torch_conditional_outputs_equal_minigan(preset, dtype):
     gan, G, D = _conditional(preset, dtype)
     labels = _labels(6, gan.num_classes)
     z = _randn((6, gan.latent_dim), dtype)
-    x = _randn((6, D.net[0].in_features - gan.num_classes), dtype)
+    x = _randn((6, *gan.data_shape), dtype)
     for module, inp in ((G, z), (D, x)):
         net = to_torch(module)
         assert sorted(net.state_dict()) == sorted(module.state_dict())  # keys "net.*"
@@ -476,9 +486,8 @@ def test_onnx_conditional_takes_labels_and_equals_minigan(tmp_path, preset):
     import onnx
 
     gan, G, D = _conditional(preset, "float32")
-    width = D.net[0].in_features - gan.num_classes
-    for name, net, w in (("g", G, gan.latent_dim), ("d", D, width)):
-        path = to_onnx(net, tmp_path / f"{name}.onnx", (w,))
+    for name, net, w in (("g", G, (gan.latent_dim,)), ("d", D, gan.data_shape)):
+        path = to_onnx(net, tmp_path / f"{name}.onnx", w)
         model = onnx.load(path)
         onnx.checker.check_model(model, full_check=True)
         labels_info = model.graph.input[1]
@@ -487,7 +496,7 @@ def test_onnx_conditional_takes_labels_and_equals_minigan(tmp_path, preset):
         assert [d.dim_param for d in labels_info.type.tensor_type.shape.dim] == ["N"]
         session = _ort(path)
         for n in (1, 7):
-            x = _randn((n, w), "float32", seed=n)
+            x = _randn((n, *w), "float32", seed=n)
             labels = _labels(n, gan.num_classes, seed=n)
             (y,) = session.run(["output"], {"input": x, "labels": labels})
             np.testing.assert_allclose(y, net.forward(x, labels), rtol=0, atol=TOL["float32"])
