@@ -139,6 +139,36 @@ def _per_epoch(history) -> list[dict[str, Any]]:
     return out
 
 
+def time_to_quality_plot(per_epoch: list[dict[str, Any]], path: Path, title: str) -> Path | None:
+    """IS and FCD (held-out real row dashed) against cumulative training minutes; None when
+    no epoch was scored (``--metrics-every`` not given)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # a file, no window (also on a machine without a display)
+    import matplotlib.pyplot as plt
+
+    scored = [e for e in per_epoch if e.get("metrics")]
+    if not scored:
+        return None
+    minutes = [e["seconds"] / 60.0 for e in scored]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for ax, key, label in ((axes[0], "inception_score", "IS"), (axes[1], "fcd", "FCD")):
+        ax.plot(minutes, [e["metrics"][key] for e in scored], marker="o", ms=3, label="GAN")
+        real = (scored[-1]["metrics"].get("reference") or {}).get(key)
+        if real is not None:
+            ax.axhline(real, color="gray", ls="--", lw=0.8, label="real (held out)")
+        ax.set_xlabel("training minutes")
+        ax.set_ylabel(label)
+        ax.legend(fontsize=8)
+    axes[1].set_yscale("log")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def sample_grid(checkpoint: Path, path: Path, device: str) -> Path:
     """An 8x8 grid of samples from fixed noise (seed 0), as ``minigan sample`` draws it.
 
@@ -292,6 +322,12 @@ def main(argv=None) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     grid_path = Path(args.grid_dir) / f"{args.preset}-{args.dataset}-{stamp}.png"
     grid = sample_grid(checkpoint, grid_path, args.device)
+    curve = time_to_quality_plot(
+        timing.get("per_epoch") or [],
+        grid_path.with_name(grid_path.stem + "-time.png"),
+        f"{args.preset} on {args.dataset}: held-out metrics while training",
+    )
+    timing["time_plot"] = None if curve is None else _relative(curve)
     cond = conditional_scores(checkpoint, args)
     if cond:
         cas = f", CAS {cond['cas']:.4f} (real {cond['cas_real']:.4f})" if "cas" in cond else ""

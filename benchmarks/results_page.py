@@ -113,6 +113,18 @@ def row_sections(rows: list[dict[str, Any]], page: Path) -> list[str]:
         if grid is not None and grid.is_file():
             rel = os.path.relpath(grid, page.parent)
             out += [f"![samples of {r['id']}]({rel})", ""]
+        curve = ROOT / r["time_plot"] if r.get("time_plot") else None
+        if curve is not None and curve.is_file():
+            rel = os.path.relpath(curve, page.parent)
+            out += [f"![time to quality of {r['id']}]({rel})", ""]
+        if r.get("label_accuracy") is not None:
+            out += [
+                f"Samples the metric classifier assigns to the asked-for class: "
+                f"{100 * r['label_accuracy']:.1f}%"
+                + (f"; CAS {r['cas']:.4f} vs {r['cas_real']:.4f} trained on real images "
+                   f"({r['cas_n']:,} images)." if r.get("cas") is not None else "."),
+                "",
+            ]  # fmt: skip
         out += ["```bash", r["command"], "```"]
         for w in (r.get("protocol") or {}).get("warnings", []):
             out += ["", f"!!! warning\n    {w}"]

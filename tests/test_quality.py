@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import MNIST_DIR, needs_fashion, needs_mnist
+from PIL import Image
 
 from minigan.checkpoint import load_checkpoint, save_checkpoint
 from minigan.classifier import (
@@ -316,6 +317,25 @@ def test_tiny_quality_run_writes_a_valid_row(tmp_path, capsys):
     page = _load_script("results_page").render(rows, tmp_path / "results.md")
     assert "| [default](#" in page and "Adversarial nets | 225 ± 2" in page
     assert row["command"] in page and "## Real data" in page
+
+
+def test_time_to_quality_plot_needs_scored_epochs_and_the_page_shows_it(tmp_path):
+    quality = _load_script("quality")
+    epochs = [{"epoch": 1, "seconds": 60.0, "metrics": None}]
+    assert quality.time_to_quality_plot(epochs, tmp_path / "a.png", "t") is None
+    ref = {"inception_score": 9.4, "fcd": 5.0}
+    epochs = [
+        {"epoch": e, "seconds": 60.0 * e,
+         "metrics": {"inception_score": 5.0 + e, "fcd": 50.0 / e, "reference": ref}}
+        for e in (1, 2, 3)
+    ]  # fmt: skip
+    path = quality.time_to_quality_plot(epochs, tmp_path / "img" / "b.png", "t")
+    assert path.is_file() and Image.open(path).size[0] > 100
+    row = {"id": "x", "preset": "cgan", "dataset": "mnist", "command": "python q", "grid": None,
+           "time_plot": str(path), "label_accuracy": 0.9612, "cas": 0.95, "cas_real": 0.988,
+           "cas_n": 60000}  # fmt: skip
+    page = _load_script("results_page").render([row], tmp_path / "results.md")
+    assert "img/b.png" in page and "96.1%" in page and "CAS 0.9500 vs 0.9880" in page
 
 
 # ----------------------------------------------------------------------------------------------
