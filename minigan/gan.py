@@ -373,7 +373,7 @@ class GAN:
         self.d_optimizer.zero_grad()
         real, fake = self._noisy(real), self._noisy(fake)  # instance noise (off: unchanged)
         d_loss, real_out, fake_out = self._d_outputs(real, fake, y)
-        penalty = self.objective.penalty(self.discriminator, real, fake, self.rng)
+        penalty = self.objective.penalty(self.discriminator, real, fake, self.rng, labels=y)
         if penalty is not None:
             d_loss = d_loss + penalty
         self._clip(self.discriminator)

@@ -266,6 +266,26 @@ class LabelConcat(Module):
         dx = self.net.backward(dout, input_grad=input_grad)
         return None if dx is None else dx[:, :width, ...]
 
+    def jvp(self, tangent):
+        """``net``'s tangent for an input tangent of x (after ``forward``): the labels are
+        data, so their part of the tangent is zero. Used by the gradient penalty of a
+        conditional critic (:func:`minigan.objectives.gradient_penalty`)."""
+        xp = array_namespace(tangent, names=("tangent",))
+        shape = (tangent.shape[0], self.num_classes, *tangent.shape[2:])
+        zeros = xp.zeros(shape, dtype=tangent.dtype, device=device_of(tangent))
+        return self.net.jvp(xp.concat([tangent, zeros], axis=1))
+
+    def jvp_backward(self, dout, dtangent, *, input_grad: bool = True):
+        """Reverse pass of :meth:`jvp`: ``(dx, dt)`` of x (the labels' part is dropped)."""
+        width = self._cached()
+        dx, dt = self.net.jvp_backward(dout, dtangent, input_grad=input_grad)
+        if dx is None and dt is None:
+            return None, None
+        return (
+            None if dx is None else dx[:, :width, ...],
+            None if dt is None else dt[:, :width, ...],
+        )
+
     def extra_repr(self) -> str:
         """``num_classes=...`` (and ``label_maps=True``)."""
         return f"num_classes={self.num_classes}" + (", label_maps=True" if self.label_maps else "")

@@ -77,11 +77,12 @@ class Objective:
         raise NotImplementedError
 
     # -- optional parts (defaults do nothing) ----------------------------------------------
-    def penalty(self, critic, real, fake, rng):
+    def penalty(self, critic, real, fake, rng, labels=None):
         """Add a regulariser's parameter gradients into ``critic.grads``; return it or None.
 
         Called after D's loss was back-propagated and before D's optimizer step. ``rng`` is
-        the GAN's host ``numpy.random.Generator`` (e.g. for interpolation weights).
+        the GAN's host ``numpy.random.Generator`` (e.g. for interpolation weights); ``labels``
+        the batch's classes for a conditional critic (None otherwise).
         """
         return None
 
@@ -376,11 +377,13 @@ class WGANGP(_CriticGame):
         self.n_critic = _check_n_critic(n_critic)
         self.last_penalty = None
 
-    def penalty(self, critic, real, fake, rng):
+    def penalty(self, critic, real, fake, rng, labels=None):
         """``lambda * mean (||grad f(x_hat)|| - 1)^2``; adds its gradient into ``critic.grads``.
 
-        Shapes: real, fake (N, ...) -> penalty (). ``rng`` draws ``eps`` (N,) in float64 on
-        the host (so every backend sees the same numbers), cast to the batch's dtype.
+        Shapes: real, fake (N, ...), labels (N,) or None -> penalty (). ``rng`` draws ``eps``
+        (N,) in float64 on the host (so every backend sees the same numbers), cast to the
+        batch's dtype. A conditional critic sees each interpolate with its example's label
+        (real and fake share the labels in :meth:`minigan.gan.GAN.train_step`).
         """
         if tuple(real.shape) != tuple(fake.shape):
             raise ValueError(
@@ -391,7 +394,7 @@ class WGANGP(_CriticGame):
         eps_host = rng.random(n).reshape((n,) + (1,) * (real.ndim - 1))  # (N, 1, ...)
         eps = backend_of(real).asarray(eps_host, dtype=real.dtype)
         x_hat = eps * real + (1 - eps) * fake  # (N, ...)
-        self.last_penalty = gradient_penalty(critic, x_hat, self.weight)
+        self.last_penalty = gradient_penalty(critic, x_hat, self.weight, labels=labels)
         return self.last_penalty
 
     def metrics(self, real_out, fake_out):
@@ -482,7 +485,7 @@ def check_penalty_critic(critic) -> None:
             )
 
 
-def gradient_penalty(critic, x, weight: float = 10.0):
+def gradient_penalty(critic, x, weight: float = 10.0, *, labels=None):
     """``P = weight * mean_n (||grad_x D(x)_n||_2 - 1)^2``; **adds** ``dP/dtheta`` into
     ``critic.grads`` (Gulrajani et al. 2017, Eq. 3).
 
@@ -497,6 +500,9 @@ def gradient_penalty(critic, x, weight: float = 10.0):
         ConvTranspose2d, activations, Flatten, Unflatten, Dropout, Sequential)
     x : array (N, ...), the points (interpolates), dtype of the critic
     weight : float, lambda
+    labels : int array (N,), optional
+        The classes of a conditional critic (``critic.forward(x, labels)``, a
+        :class:`~minigan.models.LabelConcat`); the gradient is taken with respect to x only.
 
     Shapes
     ------
@@ -528,7 +534,7 @@ def gradient_penalty(critic, x, weight: float = 10.0):
     modules = list(critic.modules())
     saved = [(m, m._cache, m.requires_grad) for m in modules]
     try:
-        out = critic.forward(x)
+        out = critic.forward(x) if labels is None else critic.forward(x, labels)
         _check_out(out, "critic(x)")
         xp = array_namespace(out)
         ones = xp.ones_like(out)
