@@ -1,8 +1,8 @@
 """Time WGAN-GP's gradient penalty against a plain forward + backward of the same critic.
 
-The critic is the ``"default"`` preset's MLP discriminator (784-1024-512-256-1, LeakyReLU(0.2),
-float32), batch 64. Three contenders, interleaved round by round so that machine noise hits
-each alike:
+The critic is the ``"classic"`` preset's plain MLP discriminator (784-1024-512-256-1,
+LeakyReLU(0.2), no dropout, float32; the ``wgan-gp`` preset's critic), batch 64. Three
+contenders, interleaved round by round so that machine noise hits each alike:
 
 * ``d_fwd_bwd``  -- ``D.forward(x)`` + ``D.backward(dout, input_grad=False)``: the work of one
   critic loss term;

@@ -2,8 +2,11 @@
 
 One step = what :meth:`minigan.gan.GAN.train_step` does: draw noise, G forward, D update on
 real + fake (fake detached), G update through the updated D with the non-saturating loss, Adam
-on both, float32, the ``"default"`` preset (MLPs 100-256-512-1024-784 and 784-1024-512-256-1,
-LeakyReLU(0.2), Adam(2e-4, betas=(0.5, 0.999)), BCEWithLogits).
+on both, float32. The PyTorch comparison runs on the ``"classic"`` preset (plain MLPs
+100-256-512-1024-784 and 784-1024-512-256-1, LeakyReLU(0.2), Adam(2e-4, betas=(0.5, 0.999)),
+BCEWithLogits with targets 1 and 0), the network and game the PyTorch copy below mirrors. The
+``"default"`` preset (BatchNorm1d in G, Dropout(0.3) in D, real label 0.9) is timed too, by
+minigan alone: the copy has no twin for those, so a ratio there would compare different work.
 
 In the same run, interleaved round by round so that machine noise hits every contender alike:
 
@@ -27,16 +30,17 @@ is set the script says so, and the unpinned run is
 ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_step.py``
 (``docs/benchmarks.md``, "Which BLAS kernel").
 
-``--presets default dcgan`` times several presets of ``build_gan`` in one run; the matmul floor
-is counted for presets made of Linear layers only, and PyTorch runs where ``torch_copy`` knows
-every layer (else the JSON's ``no_torch_twin`` says which layer it lacked).
+``--presets classic default dcgan`` times several presets of ``build_gan`` in one run (default:
+``classic default``); the matmul floor is counted for presets made of Linear layers only, and
+PyTorch runs where ``torch_copy`` knows every layer and ``make_torch`` plays the preset's game
+(else the table's notes and the JSON's ``no_torch_twin`` say what it lacked).
 
 Usage::
 
     python benchmarks/bench_step.py                     # CPU, batch 64 128 256
     python benchmarks/bench_step.py --device gpu        # CuPy + PyTorch CUDA
     python benchmarks/bench_step.py --profile 256       # where minigan's time goes
-    python benchmarks/bench_step.py --device gpu --presets default dcgan
+    python benchmarks/bench_step.py --device gpu --presets classic default dcgan
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ import numpy as np
 import minigan
 from minigan.gan import build_gan
 from minigan.layers import LeakyReLU, Linear, ReLU, Tanh
+from minigan.presets import Preset
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 THREADS_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -103,7 +108,7 @@ def _import_torch(device: str):
 # ----------------------------------------------------------------------------------------------
 # The minigan contender
 # ----------------------------------------------------------------------------------------------
-def make_minigan(batch: int, device: str, seed: int = 0, preset: str = "default"):
+def make_minigan(batch: int, device: str, seed: int = 0, preset: str = "classic"):
     """A fresh GAN of ``preset`` and one synthetic real batch in [-1, 1] on the device, shaped
     like G's output (so an image preset gets image batches)."""
     gan = build_gan(preset, device=device, seed=seed, dtype="float32")
@@ -139,16 +144,48 @@ def torch_copy(torch, module, device: str):
     return nn.Sequential(*layers).to("cuda" if device == "gpu" else "cpu")
 
 
-def make_torch(torch, batch: int, device: str, *, freeze_d: bool, seed=0, preset="default"):
+#: The preset fields whose value ``make_torch``'s step plays only at the dataclass default:
+#: the non-saturating BCE game with targets 1 / 0, one Adam for both players, no EMA, no
+#: instance noise, no gradient clipping (learning rate, betas and eps are copied).
+GAME_FIELDS = (
+    "objective",
+    "objective_args",
+    "optimizer",
+    "d_optimizer_args",
+    "ema_decay",
+    "instance_noise",
+    "max_grad_norm",
+)
+
+
+def game_twin_gap(gan) -> str | None:
+    """What of ``gan``'s game :func:`make_torch` does not play, or None when it plays all of it."""
+    plain = Preset("plain")
+    for name in GAME_FIELDS:
+        if getattr(gan.preset, name) != getattr(plain, name):
+            return f"no PyTorch twin for {name}={getattr(gan.preset, name)!r}"
+    return None
+
+
+def make_torch(torch, batch: int, device: str, *, freeze_d: bool, seed=0, preset="classic"):
     """PyTorch eager twin of :func:`make_minigan`; returns ``(step, max_rel_diff)``.
 
     ``max_rel_diff`` is the largest relative difference between minigan's and PyTorch's G(z)
     and D(x) on one batch before training: proof that the two networks are the same function.
+
+    Raises
+    ------
+    TypeError
+        The preset has a layer :func:`torch_copy` cannot copy, or a game setting the step below
+        does not play (:func:`game_twin_gap`): a PyTorch time there would be of other work.
     """
     gan, real_m, _ = make_minigan(batch, device, seed, preset)
     dev = "cuda" if device == "gpu" else "cpu"
-    G = torch_copy(torch, gan.generator, device)
+    G = torch_copy(torch, gan.generator, device)  # layers first: they are the usual gap
     D = torch_copy(torch, gan.discriminator, device)
+    gap = game_twin_gap(gan)
+    if gap is not None:
+        raise TypeError(gap)
     p = gan.preset
     g_opt = torch.optim.Adam(G.parameters(), lr=p.lr, betas=p.betas, eps=p.eps)
     d_opt = torch.optim.Adam(D.parameters(), lr=p.lr, betas=p.betas, eps=p.eps)
@@ -387,7 +424,7 @@ def gpu_info(torch) -> dict:
     return info
 
 
-def profile_minigan(batch: int, device: str, steps: int, preset: str = "default") -> str:
+def profile_minigan(batch: int, device: str, steps: int, preset: str = "classic") -> str:
     """cProfile of ``steps`` minigan steps, grouped by where the time goes, plus the top list."""
     _, _, step = make_minigan(batch, device, preset=preset)
     for _ in range(5):
@@ -444,7 +481,7 @@ def build_contenders(args, torch, preset: str) -> tuple[dict, dict, str | None]:
         torch.manual_seed(0)
         try:
             step, checks[n] = make_torch(torch, n, args.device, freeze_d=False, preset=preset)
-        except TypeError as e:  # a layer without a PyTorch twin in torch_copy
+        except TypeError as e:  # a layer or game setting without a PyTorch twin
             why = str(e)
             continue
         contenders[(preset, "torch", n)] = step
@@ -630,6 +667,12 @@ def markdown(res: dict) -> str:
         "Floor = GEMM FLOPs of the minimum work of a step / sgemm rate measured on the same "
         "shapes; fraction of floor = floor / minigan time (1.0 = nothing but matmuls).",
     ]
+    for preset, why in res.get("no_torch_twin", {}).items():
+        notes.append(
+            f"No PyTorch column for preset {preset!r} ({why}): minigan's time alone. The "
+            "PyTorch copy mirrors Linear, LeakyReLU, ReLU and Tanh and the plain BCE game; "
+            "preset 'classic' is the MLP it can copy."
+        )
     return "\n".join(lines + notes) + "\n"
 
 
@@ -644,8 +687,9 @@ def main(argv=None) -> None:
     ap.add_argument(
         "--presets",
         nargs="+",
-        default=["default"],
-        help="presets of build_gan to time (default: default, the MLP)",
+        default=["classic", "default"],
+        help="presets of build_gan to time (default: classic, the plain MLP that PyTorch "
+        "mirrors, and default, timed by minigan alone)",
     )
     ap.add_argument("--warmup", type=int, default=10, help="untimed steps per contender")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds")

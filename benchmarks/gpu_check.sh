@@ -8,7 +8,9 @@
 #   compare  the first 20 training steps of one seed on NumPy and on CuPy, loss by loss
 #            (benchmarks/compare_backends.py --a cpu --b gpu)
 #   bench    bench_step.py --device gpu for the presets in $GPU_CHECK_PRESETS (default
-#            "default", the MLP; add "dcgan" once that preset exists) against PyTorch CUDA eager
+#            "classic default"): "classic", the plain MLP, against PyTorch CUDA eager (the
+#            target's ratio); "default" (BatchNorm1d in G, Dropout in D) by minigan alone, as
+#            the PyTorch copy has no twin for those layers (nor for "dcgan"'s convolutions)
 #   epoch    one full MNIST epoch of train_mnist(device="gpu") and of the bare step loop
 #            (bench_epoch.py; the MNIST files come from .gpu-data/mnist)
 #   tests    the CuPy parametrization of the test suite (pytest -k cupy, lessons excluded)
@@ -109,7 +111,7 @@ fi
 say "device $device, budget ${budget} s, MINIGAN_DATA_DIR=${MINIGAN_DATA_DIR:-unset}, results in $out"
 
 # ---- the steps ------------------------------------------------------------------------------
-presets="${GPU_CHECK_PRESETS:-default}"
+presets="${GPU_CHECK_PRESETS:-classic default}"
 step env 60 "$PYTHON" benchmarks/gpu_results.py env "$work/env.json"
 if [[ $device == gpu ]]; then
     step compare 120 "$PYTHON" benchmarks/compare_backends.py --a cpu --b gpu --steps 20 \

@@ -75,7 +75,7 @@ jupytext --to ipynb lessons/01_*.py    # or open the .py file in Jupyter with ju
 CI runs every lesson top to bottom in a small mode (`MINIGAN_LESSON_MODE=small`: fewer steps,
 a subset of MNIST) with `python lessons/run_lessons.py`; the pages below show the outputs and
 figures of that run. The text describes full-mode runs: where it relies on their numbers
-(lessons 8, 9 and 11), the lesson prints them from a committed reference log
+({reference}), the lesson prints them from a committed reference log
 (`lessons/reference/`) next to the values of the run you are looking at.
 
 {table}
@@ -107,6 +107,24 @@ The scripts live in `benchmarks/`.
 
 def _root(config) -> Path:
     return Path(config.config_file_path).resolve().parent
+
+
+def reference_lessons(lessons_dir: Path) -> str:
+    """Which lessons have a committed reference log, in words: ``"lessons 8, 9 and 11"``.
+
+    Read from the files ``lessons/reference/NN_slug.json`` (see ``lessons/reference_log.py``),
+    so the index never names a lesson whose log is missing nor misses one that was added.
+    """
+    numbers = sorted(
+        int(path.name[:2])
+        for path in (lessons_dir / "reference").glob("[0-9][0-9]_*.json")
+        if (lessons_dir / f"{path.stem}.py").is_file()
+    )
+    if not numbers:
+        return "no lesson has one yet"
+    if len(numbers) == 1:
+        return f"lesson {numbers[0]}"
+    return "lessons " + ", ".join(map(str, numbers[:-1])) + f" and {numbers[-1]}"
 
 
 def lesson_title(path: Path) -> str:
@@ -371,7 +389,12 @@ def on_files(files, config):
         lesson_rows.append(f"| [{title}]({Path(uri).name}) | `lessons/{path.name}` |")
     files.append(
         File.generated(
-            config, "lessons/index.md", content=LESSONS_INDEX.format(table="\n".join(lesson_rows))
+            config,
+            "lessons/index.md",
+            content=LESSONS_INDEX.format(
+                table="\n".join(lesson_rows),
+                reference=reference_lessons(_root(config) / "lessons"),
+            ),
         )
     )
 

@@ -1,7 +1,7 @@
 """Reference logs: the numbers a lesson's prose quotes from a full-mode run, kept in JSON.
 
-Lessons 8, 9 and 11 describe what a long (``MINIGAN_LESSON_MODE=full``) run shows. Rather than
-copy those numbers into the text, where they would drift away from the code, the run's values
+Some lessons describe what a long (``MINIGAN_LESSON_MODE=full``) run shows. Rather than copy
+those numbers into the text, where they would drift away from the code, the run's values
 are written to ``lessons/reference/NN_slug.json`` and committed; the lesson reads the file and
 prints the reference next to the values of the run it has just made. The text then describes
 the shape of the result ("D keeps an edge that shrinks") and the table gives the figures.

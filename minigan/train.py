@@ -1266,78 +1266,28 @@ def train_mnist(
     overwrite: bool = False,
     **overrides: Any,
 ) -> History:
-    """Train a GAN on the real MNIST training set: ``train(preset, "mnist", ...)``.
+    """Train a GAN on the real MNIST training set: ``train(preset, dataset="mnist", ...)``.
 
     minigan 0.1's entry point, with its signature, defaults, artifacts, log keys and exact
-    resume; :func:`train` takes any preset and dataset.
+    resume; :func:`train` takes any preset and dataset. It calls :func:`train` with
+    ``dataset="mnist"`` and passes every argument on, so the parameters not listed below
+    (``device``, ``seed``, ``data_dir``, ``out_dir``, ``resume``, ``progress``, ``log_every``,
+    ``sample_every_epoch``, ``max_steps``, ``limit``, ``checkpoint_every_epoch``, ``health``,
+    ``metrics_every``, ``metrics_samples``, ``threads``, ``validation_size``, ``overwrite``
+    and ``**overrides``) mean what they mean there; ``data_options`` is not taken (MNIST has
+    one training file). Only the order of the arguments (and which of them may be given by
+    position) and two defaults differ.
 
     Parameters
     ----------
     epochs : int or None
-        Total epochs (passes over the data); a resumed run continues up to this number.
-        None: 30 for a new run; with ``resume``, the resumed run's own.
+        As in :func:`train`, but None means 30 for a new run (not the preset's); with
+        ``resume``, the resumed run's own.
     batch_size : int
-        Real images per step (and as many fakes); 1 <= batch_size <= training set size.
+        As in :func:`train`; default 64 (not the preset's).
     preset : str or Preset
-        ``"default"``, ``"classic"`` or ``"seed-keras-mlp"`` (see :data:`minigan.presets.PRESETS`).
-    device : {"auto", "cpu", "gpu"} or a device object
-        ``"auto"`` uses CuPy when it sees a GPU, else NumPy.
-    seed : int
-        Seeds the weights, the noise, the data order and the fixed sample noise.
-    data_dir : path, optional
-        Where the MNIST ``.gz`` files are (or go); default ``$MINIGAN_DATA_DIR``, else the
-        user cache dir (:func:`minigan.data.load_mnist`).
-    out_dir : path, optional
-        Where everything is written; default ``./runs/mnist-<YYYYmmdd-HHMMSS>``, or the
-        checkpoint's directory when resuming.
-    resume : path, optional
-        A ``checkpoint.npz`` to continue from. The run's settings (preset, batch_size, seed,
-        limit and the overrides) come from the checkpoint; arguments left at their defaults
-        are ignored, and one that contradicts the checkpoint raises ``ValueError``.
-    progress : bool
-        Show a tqdm bar with D loss, G loss, D(x), D(G(z)). Without it, one line per epoch
-        is printed instead.
-    log_every : int
-        Steps between host transfers of the losses (bar update and NaN check).
-    sample_every_epoch : bool
-        Write ``samples/epoch_NNN.png`` after each epoch.
-    max_steps : int, optional
-        Stop after this many steps in total (counting those before a resume), e.g. for tests
-        and the lessons' small mode. All artifacts and a final checkpoint are still written.
-    limit : int, optional
-        Train on the first ``limit`` training images only (small mode).
-    checkpoint_every_epoch : bool
-        Save ``checkpoint.npz`` after every epoch (it is always saved at the end).
-    health : bool
-        Run the health checks of :class:`minigan.health.HealthMonitor` at every log interval
-        (D winning, D(G(z)) stuck near 0, G loss rising, exploding gradients) and print each
-        warning once, with a suggested fix.
-    metrics_every : int, optional
-        Every this many epochs, score ``metrics_samples`` images from fixed noise with the MNIST
-        classifier (Inception score, Frechet classifier distance, digits covered; also checks
-        for mode collapse), print one line, store it in ``History.epochs[i]["metrics"]`` and
-        plot ``metrics.png``. The first use trains and caches the classifier (about a minute).
-    metrics_samples : int
-        Images per metrics evaluation (>= 10; default 2000).
-    threads : int, optional
-        Run NumPy's BLAS (and OpenMP) with at most this many threads during the loop
-        (``threadpoolctl.threadpool_limits``); None leaves them as they are (one per core).
-        ``threads=1`` is faster when another busy process shares a small machine: on 2 cores
-        with a second process at full load, OpenBLAS's 2 threads keep waiting for each other
-        (a run fell from ~48 to ~6 steps/s), one thread does not (``docs/benchmarks.md``).
-    validation_size : int, optional
-        Hold out the last ``validation_size`` images of the training split: train on images
-        ``[0, N - validation_size)`` (or the first ``limit`` of them) and record
-        ``holdout = [N - validation_size, N)`` and ``n_train`` in the checkpoint's config, so
-        ``minigan evaluate`` chooses the Parzen sigma and draws its real reference from images
-        the GAN never saw; ``metrics_every`` scores against them too. MNIST with 10000: train on
-        0..49,999, hold out 50,000..59,999 (the protocol of Goodfellow et al. 2014). None: train
-        on the whole split.
-    overwrite : bool
-        Allow an ``out_dir`` holding an earlier run (its run files are deleted first).
-    **overrides
-        Passed to :func:`minigan.gan.build_gan`: preset fields (``lr=1e-4``,
-        ``g_loss="saturating"``, ``g_hidden=(128,)``...) or ``dtype``.
+        As in :func:`train` (third here, first there): a preset for 28x28 grey images such
+        as ``"default"``, ``"classic"`` or ``"seed-keras-mlp"``.
 
     Returns
     -------
@@ -1347,32 +1297,23 @@ def train_mnist(
     Raises
     ------
     ValueError
-        Bad arguments (``batch_size <= 0`` or larger than the data, unknown preset or
-        override, a held-out range overlapping the training images, ...), an ``out_dir``
-        that is not writable (raised before any work), a resume checkpoint that is
-        truncated, foreign, or does not match the model.
+        ``epochs`` or ``batch_size`` not a positive int (checked here, before any work); then
+        everything :func:`train` raises a ValueError for.
+    MNISTNotFoundError
+        No MNIST files and no way to download them (a :class:`~minigan.data.DatasetNotFoundError`).
     RuntimeError
         ``device="gpu"`` without CuPy or a GPU.
-    MNISTNotFoundError
-        No MNIST files and no way to download them.
     NonFiniteLossError
-        A loss became NaN/inf; raised after the last good state was saved to the checkpoint.
-    KeyboardInterrupt
-        Re-raised after Ctrl-C, once a checkpoint of the last completed step was saved.
+        A loss became NaN/inf (after the last good state was saved), as in :func:`train`.
+    Interrupted
+        (a ``KeyboardInterrupt``) after Ctrl-C, SIGTERM or SIGHUP, once a checkpoint was saved.
+    OSError
+        A write failed; the message names the file and the checkpoint to resume from.
 
     Notes
     -----
-    Losses are copied to the host every ``log_every`` steps and at the end of each epoch, so
-    NaN/inf is detected there (a per-step check would make a GPU wait after every step). The
-    saved state is the one at the last check whose losses were all finite.
-
-    ``losses.png`` is redrawn at an epoch's end at most every 30 s (drawing takes a few
-    tenths of a second) and always at the end; ``log.json``/``log.csv`` after every epoch.
-
-    Resuming reproduces an uninterrupted run exactly (bit-identical on CPU): the checkpoint
-    holds the weights, Adam's moments and step counts, the noise generator's state, the data
-    generator's state at the start of the current epoch and the number of batches already
-    taken from it.
+    When losses are checked for NaN/inf, when each file is written and how a resumed run
+    reproduces an uninterrupted one exactly: see the Notes of :func:`train`.
     """
     _check_int("epochs", epochs, 1, allow_none=True)
     _check_int("batch_size", batch_size, 1)

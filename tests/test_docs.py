@@ -108,6 +108,20 @@ def test_stale_or_failed_notebook_is_refused(tmp_path, monkeypatch, caplog):
     assert "failed" in caplog.text
 
 
+def test_lessons_index_names_the_lessons_with_a_reference_log(tmp_path):
+    hooks = _hooks()
+    (tmp_path / "reference").mkdir()
+    assert hooks.reference_lessons(tmp_path) == "no lesson has one yet"
+    for stem in ("08_game", "11_modes", "16_wgan"):
+        (tmp_path / f"{stem}.py").write_text("", encoding="utf-8")
+        (tmp_path / "reference" / f"{stem}.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "reference" / "99_gone.json").write_text("{}", encoding="utf-8")  # no lesson
+    assert hooks.reference_lessons(tmp_path) == "lessons 8, 11 and 16"
+    (tmp_path / "reference" / "11_modes.json").unlink()
+    (tmp_path / "reference" / "16_wgan.json").unlink()
+    assert hooks.reference_lessons(tmp_path) == "lesson 8"
+
+
 def test_hooks_document_every_public_module():
     hooks = _hooks()
     names = sorted(

@@ -74,8 +74,9 @@ def write_work(work: Path) -> None:
     (work / "steps.jsonl").write_text("".join(json.dumps(s) + "\n" for s in steps))
     (work / "bench").mkdir()
     rows = [
-        {"preset": "default", "batch": 64, "ratio_to_torch": 0.8},
-        {"preset": "default", "batch": 256, "ratio_to_torch": 1.3},
+        {"preset": "classic", "batch": 64, "ratio_to_torch": 0.8},
+        {"preset": "classic", "batch": 256, "ratio_to_torch": 1.3},
+        {"preset": "default", "batch": 64},  # minigan alone: no PyTorch twin for its layers
     ]
     (work / "bench" / "step_gpu.json").write_text(json.dumps({"rows": rows}))
     (work / "epoch").mkdir()

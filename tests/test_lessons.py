@@ -5,8 +5,11 @@ student would: ``python lessons/run_lessons.py lessons/NN_slug.py`` with
 ``MINIGAN_LESSON_MODE=small``. Marked ``lessons``: select with ``-m lessons``, or deselect with
 ``-m "not lessons"`` when CI calls ``run_lessons.py`` directly.
 
-Lessons that read MNIST are skipped (with the reason) when the files are not available locally;
-nothing is downloaded by the test suite.
+Lessons that read data are skipped (with the reason) when the MNIST files are not available
+locally; nothing is downloaded by the test suite. A lesson reads data when it calls a minigan
+function or class that takes a ``data_dir`` or ``root`` (``minigan.train``, ``train_mnist``,
+``data.load``, ``load_mnist``, ``load_classifier``, ``evaluate_checkpoint``...), however it
+imported it: found from the lesson's syntax tree and minigan's signatures, not from a list.
 
 With ``MINIGAN_DOCS_NOTEBOOKS=DIR`` set, the executed notebooks are kept in ``DIR``, which is
 what ``docs/hooks.py`` renders on the documentation site: CI runs each lesson once for both.
@@ -14,7 +17,10 @@ what ``docs/hooks.py`` renders on the documentation site: CI runs each lesson on
 
 from __future__ import annotations
 
+import ast
+import importlib
 import importlib.util
+import inspect
 import os
 import subprocess
 import sys
@@ -55,13 +61,92 @@ def _mnist_dir() -> Path | None:
     return None
 
 
-def _needs_mnist(path: Path) -> bool:
-    src = path.read_text(encoding="utf-8")
-    return "load_mnist" in src or "train_mnist" in src
+#: The parameters by which a minigan callable says that it reads a data set's files.
+DATA_PARAMETERS = ("data_dir", "root")
+
+
+def _minigan_object(dotted: str):
+    """The object ``minigan.a.b`` names (attribute first, then submodule), or None."""
+    parts = dotted.split(".")
+    obj = importlib.import_module(parts[0])
+    for i, part in enumerate(parts[1:], start=1):
+        if hasattr(obj, part):
+            obj = getattr(obj, part)
+            continue
+        try:
+            obj = importlib.import_module(".".join(parts[: i + 1]))
+        except ImportError:
+            return None
+    return obj
+
+
+def _reads_data(obj) -> bool:
+    try:
+        params = inspect.signature(obj).parameters
+    except (TypeError, ValueError):
+        return False
+    return any(name in params for name in DATA_PARAMETERS)
+
+
+def _dotted(node) -> str | None:
+    """``a.b.c`` of a Name / Attribute chain, else None (a call on a call, a subscript...)."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        head = _dotted(node.value)
+        return f"{head}.{node.attr}" if head else None
+    return None
+
+
+def _data_calls(path: Path) -> list[str]:
+    """The calls in a lesson of minigan callables that read data (see the module docstring)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    bound: dict[str, str] = {}  # name in the lesson -> what it is in minigan
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.split(".")[0] == "minigan":
+                    bound[a.asname or a.name.split(".")[0]] = a.name if a.asname else "minigan"
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "minigan":
+            for a in node.names:
+                bound[a.asname or a.name] = f"{node.module}.{a.name}"
+    calls = []
+    for node in ast.walk(tree):
+        name = _dotted(node.func) if isinstance(node, ast.Call) else None
+        head = name.split(".")[0] if name else None
+        if head in bound:
+            target = bound[head] + name[len(head) :]
+            if _reads_data(_minigan_object(target)) and name not in calls:
+                calls.append(name)
+    return calls
 
 
 def test_lessons_exist():
     assert len(LESSONS) >= 8, [p.name for p in LESSONS]
+
+
+def test_data_reading_calls_are_found_however_imported(tmp_path):
+    lesson = tmp_path / "99_x.py"
+    lesson.write_text(
+        "import minigan\n"
+        "from minigan import data as d\n"
+        "from minigan.classifier import load_classifier as lc\n"
+        "import minigan.data\n"
+        "minigan.train(preset='dcgan', dataset='fashion-mnist')\n"
+        "d.load('mnist', 'test')\n"
+        "lc()\n"
+        "minigan.data.load_mnist('train')\n"
+        "minigan.Linear(3, 2)\n"  # no data
+        "d.sample_ring(8)\n"  # toy data, drawn, not read
+        "def train(opt):\n"
+        "    return opt\n"
+        "train(1)\n",  # the lesson's own train, not minigan's
+        encoding="utf-8",
+    )
+    want = ["d.load", "lc", "minigan.data.load_mnist", "minigan.train"]
+    assert sorted(_data_calls(lesson)) == want
+    lesson.write_text("import numpy as np\nfrom minigan import functional as F\nF.relu\n")
+    assert _data_calls(lesson) == []
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
@@ -70,12 +155,13 @@ def test_lesson_runs_in_small_mode(lesson):
         if importlib.util.find_spec(mod) is None:
             pytest.skip(f"{mod} is not installed (pip install -e '.[dev]')")
     env = dict(os.environ, MINIGAN_LESSON_MODE="small")
-    if _needs_mnist(lesson):
+    calls = _data_calls(lesson)
+    if calls:
         data = _mnist_dir()
         if data is None:
             pytest.skip(
-                f"{lesson.name} reads MNIST, which is not available offline here: set "
-                "MINIGAN_DATA_DIR to a folder with the four .gz files"
+                f"{lesson.name} reads data ({', '.join(calls)}), and MNIST is not available "
+                "offline here: set MINIGAN_DATA_DIR to a folder with the four .gz files"
             )
         env["MINIGAN_DATA_DIR"] = str(data)
     # One BLAS thread: the lessons multiply small matrices, and a busy test machine makes
