@@ -510,8 +510,6 @@ class Dataset:
     sha256 : dict file name -> published SHA-256
     mirrors : tuple of URL prefixes (tried in order)
     sizes : dict split -> number of examples
-    classifier_metrics : bool
-        Whether :mod:`minigan.metrics`' classifier scores exist for it (MNIST only for now).
     """
 
     name: str
@@ -523,7 +521,6 @@ class Dataset:
     sha256: dict[str, str]
     mirrors: tuple[str, ...]
     sizes: dict[str, int]
-    classifier_metrics: bool = False
     not_found_error: type = DatasetNotFoundError
 
     def all_files(self) -> list[str]:
@@ -679,7 +676,6 @@ DATASETS: dict[str, Dataset] = {
         MNIST_SHA256,
         MNIST_MIRRORS,
         MNIST_SIZES,
-        classifier_metrics=True,
         not_found_error=MNISTNotFoundError,
     ),
     "fashion-mnist": IDXDataset(

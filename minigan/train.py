@@ -47,7 +47,8 @@ import numpy as np
 
 from .backend import Backend, resolve_device, to_numpy
 from .checkpoint import _overrides_from_json, load_checkpoint, restore_gan, save_checkpoint
-from .data import DATASETS, BatchIterator, Dataset, dataset_dir, get_dataset, load, preprocess
+from .classifier import CLASSIFIERS
+from .data import BatchIterator, Dataset, dataset_dir, get_dataset, load, preprocess
 from .files import RunDir, atomic_write, new_run_dir
 from .gan import GAN, build_gan
 from .health import TrainingDiagnostics
@@ -1210,11 +1211,11 @@ def train(
         validation_size,
         data_options,
     )
-    if metrics_every is not None and not s.dataset.classifier_metrics:
+    if metrics_every is not None and s.dataset.name not in CLASSIFIERS:
         raise ValueError(
-            f"metrics_every: the classifier metrics exist only for "
-            f"{[d for d, i in DATASETS.items() if i.classifier_metrics]} so far, "
-            f"not {s.dataset.name!r}; leave metrics_every out"
+            f"metrics_every: the classifier metrics exist for {sorted(CLASSIFIERS)} (the metric "
+            f"classifiers of minigan.classifier.CLASSIFIERS), not {s.dataset.name!r}; leave "
+            "metrics_every out"
         )
     backend: Backend = resolve_device(device)  # RuntimeError for "gpu" without CuPy
     if s.resume is not None and epochs is None and max_steps is None:

@@ -380,3 +380,11 @@ def test_epoch_metrics_without_a_classifier_are_skipped_with_a_reason(tmp_path, 
     assert diag.on_epoch_end(1, 10) is None and diag.on_epoch_end(2, 20) is None
     assert len(lines) == 1 and "no metric classifier for dataset 'fashion-mnist'" in lines[0]
     assert not (tmp_path / "metrics.png").exists()
+
+
+def test_metrics_every_is_refused_only_where_no_metric_classifier_is_registered(monkeypatch):
+    from minigan.train import train
+
+    monkeypatch.delitem(CLASSIFIERS, "fashion-mnist")
+    with pytest.raises(ValueError, match=r"metrics_every: .* not 'fashion-mnist'"):
+        train(dataset="fashion-mnist", metrics_every=1, max_steps=1, data_dir="/nonexistent")
