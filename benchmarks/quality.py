@@ -172,15 +172,18 @@ def time_to_quality_plot(per_epoch: list[dict[str, Any]], path: Path, title: str
 def sample_grid(checkpoint: Path, path: Path, device: str) -> Path:
     """An 8x8 grid of samples from fixed noise (seed 0), as ``minigan sample`` draws it.
 
-    A conditional GAN draws the labels ``i % 10`` (:meth:`minigan.gan.GAN.balanced_labels`).
+    A conditional GAN draws a K x 8 grid instead, row k asking for class k (``minigan sample
+    --labels 0-9 --per-class 8``).
     """
     from minigan.checkpoint import gan_from_checkpoint
     from minigan.viz import save_image_grid
 
     gan, _, _ = gan_from_checkpoint(checkpoint, device=device)
     host = np.float32 if "32" in str(gan.dtype) else np.float64
-    z = np.random.default_rng(0).standard_normal((64, gan.latent_dim), host)
-    return save_image_grid(gan.sample(64, z=z, labels=gan.balanced_labels(64)), path, nrow=8)
+    labels = None if not gan.conditional else np.repeat(np.arange(gan.num_classes), 8)
+    n = 64 if labels is None else labels.size
+    z = np.random.default_rng(0).standard_normal((n, gan.latent_dim), host)
+    return save_image_grid(gan.sample(n, z=z, labels=labels), path, nrow=8)
 
 
 def conditional_scores(checkpoint: Path, args) -> dict[str, Any]:
