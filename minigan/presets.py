@@ -224,10 +224,13 @@ PRESETS: dict[str, Preset] = {
     ),
     "lsgan": Preset(
         "lsgan",
+        generator_args={**_mlp_args((256, 512, 1024)), "norm": "batch"},
+        discriminator_args={**_mlp_args((1024, 512, 256)), "dropout": 0.3},
         objective="lsgan",
         objective_args={"a": 0.0, "b": 1.0, "c": 1.0},
-        notes="Least-squares GAN (Mao et al. 2017, Eq. 2 with a=0, b=c=1) on the default MLPs "
-        "and Adam 2e-4 betas (0.5, 0.999).",
+        notes="Least-squares GAN (Mao et al. 2017, Eq. 2 with a=0, b=c=1) on the default "
+        "preset's MLPs (BatchNorm1d in G, Dropout(0.3) in D; on the plain MLPs D won within "
+        "2 epochs) and Adam 2e-4 betas (0.5, 0.999).",
     ),
     "wgan": Preset(
         "wgan",
@@ -240,10 +243,12 @@ PRESETS: dict[str, Preset] = {
     ),
     "wgan-gp": Preset(
         "wgan-gp",
+        generator_args={**_mlp_args((256, 512, 1024)), "norm": "batch"},
         optimizer_args={"lr": 1e-4, "betas": (0.0, 0.9), "eps": 1e-8},
         objective="wgan_gp",
         objective_args={"weight": 10.0, "n_critic": 5},
-        notes="WGAN-GP (Gulrajani et al. 2017, Algorithm 1): MLP critic without BatchNorm, "
+        notes="WGAN-GP (Gulrajani et al. 2017, Algorithm 1): the default preset's G "
+        "(BatchNorm1d, as the paper's generators), an MLP critic without BatchNorm or dropout, "
         "lambda 10, 5 critic steps per G step, Adam 1e-4 betas (0.0, 0.9).",
     ),
     "cgan": Preset(
