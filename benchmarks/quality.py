@@ -70,6 +70,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--threads", type=int, default=None, help="BLAS threads while training")
     p.add_argument(
+        "--data-options",
+        type=json.loads,
+        default=None,
+        help="the loader's options as JSON, e.g. '{\"batches\": [1]}' (CIFAR-10 batch 1 only)",
+    )
+    p.add_argument(
         "--cas-n",
         type=int,
         default=60000,
@@ -104,6 +110,10 @@ def _train_kwargs(fn, args, out_dir: Path) -> dict[str, Any]:
     return kw
 
 
+def _tuple(v: Any) -> Any:
+    return tuple(v) if isinstance(v, list) else v
+
+
 def train(args) -> tuple[Path, dict[str, Any]]:
     """Train one run; return its checkpoint and the timing (wall and CPU minutes, steps)."""
     import minigan
@@ -112,6 +122,8 @@ def train(args) -> tuple[Path, dict[str, Any]]:
     fn = getattr(minigan, "train", None)  # until it exists, the submodule minigan.train
     if callable(fn):
         kw = _train_kwargs(fn, args, out_dir) | {"dataset": args.dataset}
+        if args.data_options:
+            kw["data_options"] = {k: _tuple(v) for k, v in args.data_options.items()}
     elif args.dataset == "mnist":
         fn = minigan.train_mnist
         kw = _train_kwargs(fn, args, out_dir)
