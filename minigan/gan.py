@@ -61,7 +61,7 @@ def _caches(module) -> list[tuple[Any, Any]]:
 
 
 #: Preset fields handed to :class:`GAN` as they are (the stability switches and the EMA).
-SWITCHES = ("ema_decay", "instance_noise", "instance_noise_steps", "max_grad_norm")
+SWITCHES = ("ema_decay", "ema_warmup", "instance_noise", "instance_noise_steps", "max_grad_norm")
 
 
 def _check_switches(instance_noise, instance_noise_steps, max_grad_norm) -> None:
@@ -104,6 +104,8 @@ class GAN:
     ema_decay : float in [0, 1), optional
         Keep an exponential moving average of G's weights (:class:`~minigan.ema.EMA`, Yazici
         et al. 2019), updated after every G step and used by :meth:`sample`.
+    ema_warmup : bool
+        The EMA's decay ramps up as ``min(decay, (1 + n) / (10 + n))`` (``EMA(warmup=True)``).
     instance_noise : float >= 0
         Instance noise (Sonderby et al. 2017, Sec. 3.1; Arjovsky & Bottou 2017): D sees
         ``x + sigma * eps``, eps ~ N(0, I) drawn on the host, for real and fake alike, also in
@@ -157,6 +159,7 @@ class GAN:
         *,
         objective: Objective | str | None = None,
         ema_decay: float | None = None,
+        ema_warmup: bool = False,
         instance_noise: float = 0.0,
         instance_noise_steps: int = 0,
         max_grad_norm: float | None = None,
@@ -185,7 +188,7 @@ class GAN:
                 f"num_classes: the generator has {self.num_classes}, the discriminator "
                 f"{d_classes} (both conditional on the same classes, or neither)"
             )
-        self.ema = None if ema_decay is None else EMA(generator, ema_decay)
+        self.ema = None if ema_decay is None else EMA(generator, ema_decay, warmup=ema_warmup)
         _check_switches(instance_noise, instance_noise_steps, max_grad_norm)
         self.instance_noise = float(instance_noise)
         self.instance_noise_steps = int(instance_noise_steps)

@@ -92,6 +92,10 @@ class Preset:
     objective_args : dict
     ema_decay : float or None
         Exponential moving average of G's weights (None: off; Yazici et al. 2019 use 0.999).
+    ema_warmup : bool
+        Ramp the EMA's decay up as ``min(decay, (1 + n) / (10 + n))`` after n G steps
+        (TensorFlow's ``ExponentialMovingAverage(num_updates=n)``), so early samples do not
+        average in the random initial weights.
     instance_noise : float
         Std of Gaussian noise added to D's inputs, real and fake (Sonderby et al. 2017).
     instance_noise_steps : int
@@ -128,6 +132,7 @@ class Preset:
     objective: str = "non_saturating"
     objective_args: dict[str, Any] = field(default_factory=dict)
     ema_decay: float | None = None
+    ema_warmup: bool = False
     instance_noise: float = 0.0
     instance_noise_steps: int = 0
     max_grad_norm: float | None = None
@@ -211,9 +216,12 @@ PRESETS: dict[str, Preset] = {
         generator_args={**_mlp_args((256, 512, 1024)), "norm": "batch"},
         discriminator_args={**_mlp_args((1024, 512, 256)), "dropout": 0.3},
         objective_args={"real_label": 0.9},
+        ema_decay=0.999,
+        ema_warmup=True,
         notes="The classic MLP GAN made to cover every digit (issue 12): BatchNorm1d in G "
         "(as PyTorch-GAN's and Keras' MLP GANs), Dropout(0.3) in D (the 2014 paper's D used "
-        "dropout), one-sided label smoothing 0.9 (Salimans et al. 2016, sec. 3.4); LeakyReLU(0.2) "
+        "dropout), one-sided label smoothing 0.9 (Salimans et al. 2016, sec. 3.4), samples from "
+        "an EMA of G's weights, decay 0.999 with warm-up (Yazici et al. 2019); LeakyReLU(0.2) "
         "MLPs 100-256-512-1024-784 / 784-1024-512-256-1, Adam 2e-4 betas (0.5, 0.999), batch 64.",
     ),
     "classic": Preset(

@@ -41,6 +41,25 @@ def test_update_is_the_exponential_moving_average(backend, make):
     assert not np.allclose(host(g[0].weight), host(ema.module[0].weight))
 
 
+def test_warmup_ramps_the_decay_as_tensorflow_num_updates(backend, make):
+    g = model(backend)
+    ema = EMA(g, decay=0.9, warmup=True)
+    expected = {k: host(v).copy() for k, v in g.state_dict().items()}
+    decays = []
+    for n in range(90):  # (1 + n) / (10 + n) reaches 0.9 at n = 80
+        d = min(0.9, (1 + n) / (10 + n))  # tf.train.ExponentialMovingAverage(num_updates=n)
+        assert ema.current_decay() == pytest.approx(d, rel=1e-15)
+        decays.append(d)
+        perturb(g, make)
+        ema.update()
+        for k, v in g.state_dict().items():
+            expected[k] = d * expected[k] + (1 - d) * host(v)
+    for k, v in ema.module.state_dict().items():
+        np.testing.assert_allclose(host(v), expected[k], rtol=1e-13, atol=1e-15)
+    assert decays[0] == pytest.approx(0.1) and decays[-1] == 0.9  # ramps up, then capped
+    assert EMA(g, decay=0.9).current_decay() == 0.9  # off by default, as torch's AveragedModel
+
+
 def test_copy_samples_with_the_averaged_weights(backend, make):
     g = model(backend)
     ema = EMA(g, decay=0.0)  # decay 0: the copy follows the model exactly
