@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from minigan.checkpoint import _overrides_from_json
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "quality.json"
 GRIDS = ROOT / "docs" / "img" / "results"
@@ -69,6 +71,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="score the held-out metrics after every N epochs (time to quality, stored per epoch)",
     )
     p.add_argument("--threads", type=int, default=None, help="BLAS threads while training")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=JSON",
+        help="a preset override for training, e.g. --set 'generator_args={\"base_channels\": 32}' "
+        "(repeatable; the row records them)",
+    )
     p.add_argument(
         "--data-options",
         type=json.loads,
@@ -110,8 +120,24 @@ def _train_kwargs(fn, args, out_dir: Path) -> dict[str, Any]:
     return kw
 
 
-def _tuple(v: Any) -> Any:
-    return tuple(v) if isinstance(v, list) else v
+def overrides(args) -> dict[str, Any]:
+    """``--set FIELD=JSON`` as keyword arguments of the trainer (preset overrides).
+
+    Raises
+    ------
+    SystemExit
+        An item without ``=`` or with a value that is not JSON (the item is named).
+    """
+    out: dict[str, Any] = {}
+    for item in args.set:
+        field, sep, value = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError("no '='")
+            out[field.strip()] = json.loads(value)
+        except ValueError as e:
+            raise SystemExit(f"quality.py: --set expected FIELD=JSON, got {item!r} ({e})") from e
+    return _overrides_from_json(out)  # JSON lists back to the presets' tuples
 
 
 def train(args) -> tuple[Path, dict[str, Any]]:
@@ -122,8 +148,9 @@ def train(args) -> tuple[Path, dict[str, Any]]:
     fn = getattr(minigan, "train", None)  # until it exists, the submodule minigan.train
     if callable(fn):
         kw = _train_kwargs(fn, args, out_dir) | {"dataset": args.dataset}
+        kw |= overrides(args)
         if args.data_options:
-            kw["data_options"] = {k: _tuple(v) for k, v in args.data_options.items()}
+            kw["data_options"] = _overrides_from_json(args.data_options)
     elif args.dataset == "mnist":
         fn = minigan.train_mnist
         kw = _train_kwargs(fn, args, out_dir)
@@ -272,6 +299,7 @@ def make_row(
     row: dict[str, Any] = {
         "id": f"{args.preset}-{args.dataset}-{stamp}",
         "preset": args.preset,
+        "overrides": {k: v for k, v in (item.partition("=")[::2] for item in args.set)},
         "dataset": results["dataset"],
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "minigan_version": minigan.__version__,

@@ -47,6 +47,12 @@ def _pm(row: dict[str, Any]) -> str:
     return f"{row['parzen']:.1f} ± {row.get('parzen_stderr') or 0:.1f}"
 
 
+def _preset(row: dict[str, Any]) -> str:
+    """The preset's name, with the fields ``--set`` changed (``dcgan`` + generator_args...)."""
+    changed = sorted(row.get("overrides") or {})
+    return row["preset"] + (f" + {', '.join(changed)}" if changed else "")
+
+
 def table(rows: list[dict[str, Any]]) -> list[str]:
     """The main table, one line per row."""
     out = [
@@ -56,7 +62,7 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
     ]
     for r in rows:
         out.append(
-            f"| [{r['preset']}](#{r['id']}) | {r['dataset']} | {r.get('device', '-')} | "
+            f"| [{_preset(r)}](#{r['id']}) | {r['dataset']} | {r.get('device', '-')} | "
             f"{_f(r.get('train_minutes'), '.1f')} | {_pm(r)} | "
             f"{_f(r.get('inception_score'), '.2f')} | {_f(r.get('fcd'), '.1f')} | "
             f"{_f(r.get('kl_uniform'), '.3f')} | {_f(r.get('coverage'), 'd')} | "
@@ -106,7 +112,7 @@ def row_sections(rows: list[dict[str, Any]], page: Path) -> list[str]:
     for r in rows:
         out += [
             "",
-            f"### {r['preset']} on {r['dataset']} ({r.get('date', '')}) {{ #{r['id']} }}",
+            f"### {_preset(r)} on {r['dataset']} ({r.get('date', '')}) {{ #{r['id']} }}",
             "",
         ]
         grid = ROOT / r["grid"] if r.get("grid") else None

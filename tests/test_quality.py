@@ -388,3 +388,14 @@ def test_metrics_every_is_refused_only_where_no_metric_classifier_is_registered(
     monkeypatch.delitem(CLASSIFIERS, "fashion-mnist")
     with pytest.raises(ValueError, match=r"metrics_every: .* not 'fashion-mnist'"):
         train(dataset="fashion-mnist", metrics_every=1, max_steps=1, data_dir="/nonexistent")
+
+
+def test_quality_set_overrides_are_json_with_the_presets_tuples():
+    quality = _load_script("quality")
+    args = quality.parse_args(
+        ["--set", 'generator_args={"hidden_sizes": [8, 4]}', "--set", "lr=0.001"]
+    )
+    assert quality.overrides(args) == {"generator_args": {"hidden_sizes": (8, 4)}, "lr": 0.001}
+    for bad in ("lr", "lr=fast"):
+        with pytest.raises(SystemExit, match=f"--set expected FIELD=JSON, got '{bad}'"):
+            quality.overrides(quality.parse_args(["--set", bad]))
