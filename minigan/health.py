@@ -408,7 +408,7 @@ class HealthMonitor:
                 out,
                 "MODE_COLLAPSE",
                 step,
-                f"the samples cover {covered} of {h.size} digits (>= 1% each; top: {share}): "
+                f"the samples cover {covered} of {h.size} classes (>= 1% each; top: {share}): "
                 "G maps most noise vectors to a few modes.",
             )
 
@@ -460,6 +460,9 @@ class TrainingDiagnostics:
     holdout : [start, stop), optional
         Held-out training images for the real reference row (default: the last sixth of the
         training split, MNIST's 50,000..59,999).
+    data_options : dict, optional
+        The training run's loader options (e.g. CIFAR-10 ``{"batches": (1,)}``): the
+        held-out images come from the same subset the run was trained on.
 
     Attributes
     ----------
@@ -484,6 +487,7 @@ class TrainingDiagnostics:
         monitor: HealthMonitor | None = None,
         dataset: str = "mnist",
         holdout=None,
+        data_options: dict | None = None,
     ):
         if metrics_every is not None:
             metrics_every = _positive_int("metrics_every", metrics_every)
@@ -496,6 +500,7 @@ class TrainingDiagnostics:
         self.data_dir = data_dir
         self.dataset = dataset
         self.holdout = None if holdout is None else tuple(int(v) for v in holdout)
+        self.data_options = dict(data_options or {})
         self.seed = int(seed)
         self.out_dir = out_dir
         self.say = say
@@ -569,7 +574,7 @@ class TrainingDiagnostics:
         test, _ = spec_images(spec, "test", self.data_dir)
         stats = feature_statistics(self._classifier.features_and_logits(device_images(test))[0])
         # reference row: as many held-out real images (the run's holdout, else the last sixth)
-        train, _ = load_dataset(self.dataset, "train", self.data_dir)
+        train, _ = load_dataset(self.dataset, "train", self.data_dir, **self.data_options)
         start, stop = self.holdout or default_holdout(train.shape[0])
         held_out = device_images(
             train[start : min(stop, start + self.metrics_samples, start + 10000)]
@@ -600,7 +605,7 @@ class TrainingDiagnostics:
         self.say(
             f"metrics epoch {epoch}: Inception score {row['inception_score']:.2f} (real "
             f"{real['inception_score']:.2f}), FCD {row['fcd']:.2f} (real {real['fcd']:.2f}), "
-            f"digits covered {row['digits_covered']}/10, KL to uniform {row['kl_uniform']:.3f}"
+            f"classes covered {row['digits_covered']}/10, KL to uniform {row['kl_uniform']:.3f}"
         )
         if self.health:
             self._report(self.monitor.update(step, {"class_hist": row["histogram"]}))

@@ -844,6 +844,7 @@ class _Trainer:
             say=self.say,
             dataset=history.config["dataset"],
             holdout=history.config["holdout"],  # metrics_every's real row: held-out images
+            data_options=_overrides_from_json(history.config["data_options"] or {}),
         )
         history.health = self.diag.warnings
 

@@ -146,7 +146,7 @@ def test_mode_collapse_from_a_histogram():
     assert m.update(1, {"class_hist": [100] * 10}) == []
     assert m.update(2, {"class_hist": [60, 40] + [50] * 8}) == []
     (w,) = m.update(3, {"class_hist": [0, 900, 0, 0, 50, 0, 0, 50, 0, 0]})
-    assert w.code == "MODE_COLLAPSE" and "3 of 10 digits" in w.message and "1: 90%" in w.message
+    assert w.code == "MODE_COLLAPSE" and "3 of 10 classes" in w.message and "1: 90%" in w.message
     assert HealthMonitor().update(1, {"class_hist": [30] + [70] * 9}) == []
     assert codes(HealthMonitor().update(1, {"class_hist": [600] + [40] * 9})) == {"MODE_COLLAPSE"}
 

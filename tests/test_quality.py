@@ -369,6 +369,35 @@ def test_epoch_metrics_are_plotted_for_fashion_mnist(tmp_path, monkeypatch):
     assert any(line.startswith("metrics epoch 1: Inception score") for line in lines)
 
 
+@needs_fashion
+def test_epoch_metrics_read_the_held_out_images_from_the_runs_data_subset(tmp_path, monkeypatch):
+    # A CIFAR-10 run on data_batch_1 only (data_options={"batches": (1,)}) must not make the
+    # per-epoch metrics load all five batches (offline: a failed download after training).
+    from dataclasses import replace
+
+    import minigan.classifier as classifier
+    from minigan.health import TrainingDiagnostics
+
+    monkeypatch.setenv("MINIGAN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setitem(
+        CLASSIFIERS, "fashion-mnist", replace(CLASSIFIERS["fashion-mnist"], config=TINY)
+    )
+    real_load, seen = classifier.load_dataset, []
+
+    def spy(dataset, split, data_dir=None, **options):  # records the options, loads as usual
+        seen.append((split, options))
+        return real_load(dataset, split, data_dir)
+
+    monkeypatch.setattr(classifier, "load_dataset", spy)
+    diag = TrainingDiagnostics(
+        _tiny_gan(), metrics_every=1, metrics_samples=50, data_dir=SHARED, out_dir=tmp_path,
+        say=lambda line: None, dataset="fashion-mnist", holdout=[50000, 60000],
+        data_options={"batches": (1,)},
+    )  # fmt: skip
+    assert diag.on_epoch_end(1, 10) is not None
+    assert ("train", {"batches": (1,)}) in seen
+
+
 def test_epoch_metrics_without_a_classifier_are_skipped_with_a_reason(tmp_path, monkeypatch):
     from minigan.health import TrainingDiagnostics
 
