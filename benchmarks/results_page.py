@@ -31,9 +31,10 @@ GAN did not train on, the log-likelihood is averaged over the test set; the Ince
 covered come from minigan's own metric classifier of the dataset; the nearest-neighbour (NN)
 ratio is the median distance of samples to their nearest training image over that of test
 images (far below 1 would mean memorisation). "Honest" says whether the held-out images were
-really unseen. Minutes are wall-clock training minutes on the stated device; on a machine
-shared with other jobs they are inflated (rows record the 1-minute load average when they
-can; the first row ran on two cores shared with about six other jobs).
+really unseen. CPU minutes are the training process's CPU time (one BLAS thread unless the
+command says otherwise, per-epoch metrics included when the command asks for them); wall
+minutes are inflated on a machine shared with other jobs (rows record the 1-minute load
+average; most rows ran beside two or three other training jobs on two cores).
 """
 
 
@@ -48,22 +49,24 @@ def _pm(row: dict[str, Any]) -> str:
 
 
 def _preset(row: dict[str, Any]) -> str:
-    """The preset's name, with the fields ``--set`` changed (``dcgan`` + generator_args...)."""
+    """The preset's name, with the fields ``--set`` changed (``dcgan`` + generator_args...);
+    a row's ``label`` instead, where the preset of that name has changed since the row."""
     changed = sorted(row.get("overrides") or {})
-    return row["preset"] + (f" + {', '.join(changed)}" if changed else "")
+    return row.get("label") or row["preset"] + (f" + {', '.join(changed)}" if changed else "")
 
 
 def table(rows: list[dict[str, Any]]) -> list[str]:
     """The main table, one line per row."""
     out = [
-        "| preset | dataset | device | minutes | Parzen (nats) | IS | FCD | KL | covered | CAS "
-        "| NN ratio | honest |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| preset | dataset | device | CPU min | wall min | Parzen (nats) | IS | FCD | KL "
+        "| covered | CAS | NN ratio | honest |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in rows:
         out.append(
             f"| [{_preset(r)}](#{r['id']}) | {r['dataset']} | {r.get('device', '-')} | "
-            f"{_f(r.get('train_minutes'), '.1f')} | {_pm(r)} | "
+            f"{_f(r.get('train_cpu_minutes'), '.1f')} | {_f(r.get('train_minutes'), '.1f')} | "
+            f"{_pm(r)} | "
             f"{_f(r.get('inception_score'), '.2f')} | {_f(r.get('fcd'), '.1f')} | "
             f"{_f(r.get('kl_uniform'), '.3f')} | {_f(r.get('coverage'), 'd')} | "
             f"{_f(r.get('cas'), '.3f')} | {_f(r.get('nn_ratio'), '.2f')} | "
@@ -141,12 +144,44 @@ def row_sections(rows: list[dict[str, Any]], page: Path) -> list[str]:
     return out
 
 
-def render(rows: list[dict[str, Any]], page: Path = PAGE) -> str:
+TRIALS = ROOT / "benchmarks" / "results" / "trials" / "default_preset.json"
+
+
+def trial_rows(path: Path = TRIALS) -> list[str]:
+    """The default preset's trials side by side: per-epoch held-out IS / FCD / KL."""
+    if not path.is_file():
+        return []
+    trials = json.loads(path.read_text())
+    n = max(len(t["epochs"]) for t in trials)
+    out = [
+        "## What the default preset tried",
+        "",
+        "Per-epoch held-out metrics (`metrics_every=1`, 2,000 samples and 2,000 held-out images, "
+        "so FCD reads higher than `minigan evaluate`'s 10,000-sample figure), IS / FCD / KL:",
+        "",
+        "| epoch | " + " | ".join(f"`{t['name']}`" for t in trials) + " |",
+        "| ---: | " + " | ".join("---" for _ in trials) + " |",
+    ]
+    for i in range(n):
+        cells = []
+        for t in trials:
+            e = t["epochs"][i] if i < len(t["epochs"]) else None
+            cells.append(
+                "-" if e is None
+                else f"{e['inception_score']:.2f} / {e['fcd']:.1f} / {e['kl_uniform']:.3f}"
+            )  # fmt: skip
+        out.append(f"| {i + 1} | " + " | ".join(cells) + " |")
+    out += [""] + [f"- `{t['name']}`: {t['command']}" for t in trials]
+    return out
+
+
+def render(rows: list[dict[str, Any]], page: Path = PAGE, trials: Path = TRIALS) -> str:
     """The whole page as Markdown."""
     parts = [INTRO, "## Every run", ""]
     parts += table(rows) if rows else ["No runs yet: run `benchmarks/quality.py`."]
     parts += ["", "## Real data", ""] + (real_rows(rows) if rows else ["-"])
     parts += ["", "## The 2014 paper", ""] + paper_rows()
+    parts += [""] + trial_rows(trials)
     parts += ["", "## Samples and commands"] + row_sections(rows, page)
     return "\n".join(parts).rstrip() + "\n"
 

@@ -334,8 +334,15 @@ def test_time_to_quality_plot_needs_scored_epochs_and_the_page_shows_it(tmp_path
     row = {"id": "x", "preset": "cgan", "dataset": "mnist", "command": "python q", "grid": None,
            "time_plot": str(path), "label_accuracy": 0.9612, "cas": 0.95, "cas_real": 0.988,
            "cas_n": 60000}  # fmt: skip
-    page = _load_script("results_page").render([row], tmp_path / "results.md")
+    results_page = _load_script("results_page")
+    page = results_page.render([row], tmp_path / "results.md", trials=tmp_path / "none.json")
     assert "img/b.png" in page and "96.1%" in page and "CAS 0.9500 vs 0.9880" in page
+    assert "What the default preset tried" not in page  # no trials file, no section
+    trial = {"name": "t", "command": "c", "epochs": [
+        {"epoch": 1, "inception_score": 4.5, "fcd": 170.25, "kl_uniform": 0.1}]}  # fmt: skip
+    (tmp_path / "t.json").write_text(json.dumps([trial]))
+    page = results_page.render([row], tmp_path / "results.md", trials=tmp_path / "t.json")
+    assert "| 1 | 4.50 / 170.2 / 0.100 |" in page and "- `t`: c" in page
 
 
 # ----------------------------------------------------------------------------------------------
