@@ -981,30 +981,53 @@ class _EvalImages:
             return backend.asarray(u8.reshape(u8.shape[0], -1).astype(np.float32) / 255.0)
 
         train_all, _ = load_dataset(dataset, "train", data_dir, **(data_options or {}))
+        n_all = train_all.shape[0]
+        keep = np.ones(n_all, dtype=bool)  # training images that are not test images
         if spec is not None:
             split, lo, hi = spec.test_range
             test_u8 = train_all if split == "train" else load_dataset(dataset, split, data_dir)[0]
             test_u8 = test_u8[lo:hi]
+            if split == "train":  # e.g. CIFAR-10 offline: the test images are training images
+                keep[lo : n_all if hi is None else hi] = False
         else:
             test_u8 = load_dataset(dataset, "test", data_dir)[0]
         test_u8 = test_u8[:n_test] if n_test is not None else test_u8
         t0, t1 = protocol["train_range"]
         h0, h1 = protocol["holdout"]
+        held = np.flatnonzero(keep[h0:h1]) + h0  # held-out images that are not test images
+        if held.size == 0:
+            raise ValueError(
+                f"evaluate: the held-out images {_span((h0, h1))} are all test images of "
+                f"{dataset!r}'s metric classifier; hold out others (a larger validation_size)"
+            )
         self.image_shape = tuple(train_all.shape[1:])
         self.train = dev(train_all[t0:t1])
-        self.valid = dev(train_all[h0 : min(h0 + n_validation, h1)])
+        self.valid = dev(train_all[held[:n_validation]])
         self.test = dev(test_u8)
-        self.centres = dev(train_all[: min(10000, train_all.shape[0])])  # real Parzen row
+        centres = np.flatnonzero(keep)[:10000]  # the real Parzen row: never the test images
+        self.centres = dev(train_all[centres])
+        self.centres_label = f"training images {_spans(centres)}"
         if protocol["honest"]:  # unseen held-out training images vs the whole test set
-            self.reference = dev(train_all[h0 : min(h1, h0 + 10000)])
+            ref = held[:10000]
+            self.reference = dev(train_all[ref])
             self.target = self.test
-            self.reference_label = f"held-out training images {_span((h0, min(h1, h0 + 10000)))}"
+            self.reference_label = f"held-out training images {_spans(ref)}"
             self.target_label = "the test set"
         else:  # the GAN saw the held-out images: one half of the test set vs the other
             half = test_u8.shape[0] // 2
             self.reference, self.target = self.test[:half, :], self.test[half:, :]
             self.reference_label = f"test images 0..{half - 1:,}"
             self.target_label = f"test images {half:,}..{test_u8.shape[0] - 1:,}"
+
+
+def _spans(index: np.ndarray) -> str:
+    """Sorted indices as ranges: [0..7999, 10000..10999] -> "0..7,999, 10,000..10,999"."""
+    if index.size == 0:
+        return "none"
+    breaks = np.flatnonzero(np.diff(index) != 1)
+    starts = np.concatenate([[index[0]], index[breaks + 1]])
+    stops = np.concatenate([index[breaks], [index[-1]]]) + 1
+    return ", ".join(_span((int(a), int(b))) for a, b in zip(starts, stops, strict=True))
 
 
 def _parzen_block(centres, data: _EvalImages, sigma, sigmas, batch_size) -> dict[str, Any]:
@@ -1229,7 +1252,7 @@ def evaluate_checkpoint(
         ref: dict[str, Any] = {
             "parzen": _parzen_block(data.centres, data, sigma, sigmas, batch_size)
         }
-        ref["parzen"]["centres"] = f"training images 0..{data.centres.shape[0] - 1:,}"
+        ref["parzen"]["centres"] = data.centres_label
         ref["classifier"] = blocks.get("reference_classifier")
         ref["nearest"] = _nearest_block(data.test, data, n_neighbours)
         results["reference"] = ref

@@ -435,3 +435,27 @@ def test_quality_set_overrides_are_json_with_the_presets_tuples():
     for bad in ("lr", "lr=fast"):
         with pytest.raises(SystemExit, match=f"--set expected FIELD=JSON, got '{bad}'"):
             quality.overrides(quality.parse_args(["--set", bad]))
+
+
+@needs_mnist
+def test_evaluation_never_uses_test_images_as_centres_validation_or_reference():
+    # CIFAR-10 offline takes its test images from the training split (data_batch_1's last
+    # 2,000): the real Parzen row's centres and the held-out images must skip them.
+    from dataclasses import replace
+
+    from minigan.backend import resolve_device
+    from minigan.metrics import _EvalImages
+
+    spec = replace(CLASSIFIERS["mnist"], test_range=("train", 5000, 8000))
+    protocol = {"train_range": [0, 50000], "holdout": [50000, 60000], "honest": True}
+    data = _EvalImages("mnist", spec, protocol, resolve_device("cpu"), MNIST_DIR, 1000, None)
+    assert data.test.shape[0] == 3000 and data.centres.shape[0] == 10000
+    assert data.centres_label == "training images 0..4,999, 8,000..12,999"
+    assert data.reference_label == "held-out training images 50,000..59,999"
+    inside = replace(spec, test_range=("train", 50000, 60000))  # the held-out images are tests
+    with pytest.raises(ValueError, match="held-out images 50,000..59,999 are all test images"):
+        _EvalImages("mnist", inside, protocol, resolve_device("cpu"), MNIST_DIR, 1000, None)
+    half = replace(spec, test_range=("train", 50000, 55000))
+    data = _EvalImages("mnist", half, protocol, resolve_device("cpu"), MNIST_DIR, 1000, None)
+    assert data.reference_label == "held-out training images 55,000..59,999"
+    assert data.valid.shape[0] == 1000
