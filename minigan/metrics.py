@@ -995,6 +995,8 @@ class _EvalImages:
         t0, t1 = protocol["train_range"]
         h0, h1 = protocol["holdout"]
         held = np.flatnonzero(keep[h0:h1]) + h0  # held-out images that are not test images
+        if held.size == 0 and not protocol["honest"]:  # seen anyway (warned): as they are
+            held = np.arange(h0, h1)
         if held.size == 0:
             raise ValueError(
                 f"evaluate: the held-out images {_span((h0, h1))} are all test images of "

@@ -455,6 +455,8 @@ def test_evaluation_never_uses_test_images_as_centres_validation_or_reference():
     inside = replace(spec, test_range=("train", 50000, 60000))  # the held-out images are tests
     with pytest.raises(ValueError, match="held-out images 50,000..59,999 are all test images"):
         _EvalImages("mnist", inside, protocol, resolve_device("cpu"), MNIST_DIR, 1000, None)
+    seen = {**protocol, "train_range": [0, 60000], "honest": False}  # warned, not refused
+    assert _EvalImages("mnist", inside, seen, resolve_device("cpu"), MNIST_DIR, 1000, None)
     half = replace(spec, test_range=("train", 50000, 55000))
     data = _EvalImages("mnist", half, protocol, resolve_device("cpu"), MNIST_DIR, 1000, None)
     assert data.reference_label == "held-out training images 55,000..59,999"
