@@ -13,26 +13,19 @@ from __future__ import annotations
 import argparse
 import json
 
-import numpy as np
-
-from minigan.backend import to_numpy
 from minigan.checkpoint import gan_from_checkpoint
 from minigan.classifier import load_classifier
-from minigan.metrics import generate_samples
+from minigan.metrics import label_accuracy
 
 
-def label_accuracy(checkpoint: str, n: int = 10000, seed: int = 0) -> dict:
-    """Share of samples whose predicted digit is the asked-for one: overall and per digit."""
+def checkpoint_label_accuracy(checkpoint: str, n: int = 10000, seed: int = 0) -> dict:
+    """:func:`minigan.metrics.label_accuracy` of a checkpoint's GAN: overall and per digit."""
     gan, _, config = gan_from_checkpoint(checkpoint)
     if not gan.conditional:
         raise ValueError(f"{checkpoint}: expected a conditional GAN, got preset {config['preset']}")
-    asked = gan.balanced_labels(n)  # what generate_samples asks for
-    images = to_numpy(generate_samples(gan, n, seed=seed))  # (n, 784) in [0, 1]
-    predicted = load_classifier().predict(images.reshape(n, -1))
-    hit = predicted == asked
-    per_digit = {int(k): float(np.mean(hit[asked == k])) for k in range(gan.num_classes)}
-    return {"checkpoint": str(checkpoint), "n": n, "accuracy": float(np.mean(hit)),
-            "per_digit": per_digit, "ema": gan.ema is not None}  # fmt: skip
+    acc = label_accuracy(gan, n, seed=seed, classifier=load_classifier())
+    return {"checkpoint": str(checkpoint), "n": n, "accuracy": acc["accuracy"],
+            "per_digit": dict(enumerate(acc["per_class"])), "ema": gan.ema is not None}  # fmt: skip
 
 
 def main() -> None:
@@ -42,7 +35,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
-    r = label_accuracy(args.checkpoint, args.n, args.seed)
+    r = checkpoint_label_accuracy(args.checkpoint, args.n, args.seed)
     print(f"{r['accuracy']:.2%} of {r['n']} samples are the asked-for digit")
     print("per digit: " + ", ".join(f"{k}: {v:.1%}" for k, v in r["per_digit"].items()))
     if args.json:

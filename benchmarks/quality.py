@@ -229,40 +229,25 @@ def conditional_scores(checkpoint: Path, args) -> dict[str, Any]:
     """For a conditional GAN: label accuracy (the metric classifier's verdict on samples asked
     for each class) and the Classification Accuracy Score (Ravuri & Vinyals 2019) on ``--cas-n``
     generated images; empty for an unconditional one."""
-    from minigan.backend import to_numpy
     from minigan.checkpoint import gan_from_checkpoint
     from minigan.classifier import load_classifier
-    from minigan.metrics import classification_accuracy_score, generate_samples
+    from minigan.metrics import classification_accuracy_score, label_accuracy, labelled_samples
 
     gan, _, config = gan_from_checkpoint(checkpoint, device=args.device)
     if not gan.conditional:
         return {}
     dataset = config.get("dataset", args.dataset)
-    n = args.n_samples
-    asked = gan.balanced_labels(n)
-    images = to_numpy(generate_samples(gan, n, seed=0))
     clf = load_classifier(dataset=dataset, data_dir=args.data_dir, progress=False)
-    hit = clf.predict(images.reshape(n, -1)) == asked
+    acc = label_accuracy(gan, args.n_samples, classifier=clf)
     out: dict[str, Any] = {
-        "label_accuracy": float(np.mean(hit)),
-        "label_accuracy_per_class": [
-            float(np.mean(hit[asked == k])) for k in range(gan.num_classes)
-        ],
+        "label_accuracy": acc["accuracy"],
+        "label_accuracy_per_class": acc["per_class"],
     }
     if args.cas_n:
-
-        def batches(batch=1000, seed=1):
-            rng, start = np.random.default_rng(seed), 0
-            while True:
-                labels = gan.balanced_labels(batch, start)
-                z = rng.standard_normal((batch, gan.latent_dim)).astype(np.float32)
-                x = to_numpy(gan.sample(batch, z=z, labels=labels))
-                yield (x.reshape(batch, -1) + 1.0) / 2.0, labels
-                start += batch
-
         cas = classification_accuracy_score(
-            batches, n=args.cas_n, dataset=dataset, data_dir=args.data_dir, progress=False
-        )
+            lambda: labelled_samples(gan), n=args.cas_n, dataset=dataset, data_dir=args.data_dir,
+            progress=False,
+        )  # fmt: skip
         out.update(cas=cas["cas"], cas_real=cas["real_accuracy"], cas_n=cas["n"])
     return out
 

@@ -63,6 +63,8 @@ __all__ = [
     "plot_nearest_neighbours",
     "modes_covered",
     "generate_samples",
+    "labelled_samples",
+    "label_accuracy",
     "default_holdout",
     "check_holdout",
     "evaluation_protocol",
@@ -835,6 +837,43 @@ def generate_samples(gan, n: int, *, seed=0, batch_size: int = 1000):
         parts.append(xp.reshape(gan.sample(b, z=z, labels=gan.balanced_labels(b, start)), (b, -1)))
     x = xp.concat(parts, axis=0)
     return xp.clip((x + 1.0) * 0.5, 0.0, 1.0)
+
+
+def labelled_samples(gan, batch_size: int = 1000, *, seed=1):
+    """Endless ``(images, labels)`` batches of a conditional GAN, every class equally often.
+
+    Batch i is :func:`generate_samples` of ``batch_size`` images in [0, 1] on the GAN's device,
+    (batch_size, D), noise seed ``[seed, i]``, with its labels ``j % num_classes`` (host int64,
+    (batch_size,)): what :func:`classification_accuracy_score` trains on.
+    """
+    i = 0
+    while True:
+        yield generate_samples(gan, batch_size, seed=[seed, i]), gan.balanced_labels(batch_size)
+        i += 1
+
+
+def label_accuracy(gan, n: int = 10000, *, seed=0, classifier) -> dict[str, Any]:
+    """Share of a conditional GAN's samples the metric classifier assigns to the asked-for class.
+
+    ``n`` samples of :func:`generate_samples` (labels ``i % K``, noise seed ``seed``) are
+    classified by ``classifier`` (a :class:`~minigan.classifier.MetricClassifier`).
+
+    Returns
+    -------
+    dict with ``accuracy`` (in [0, 1]) and ``per_class`` (K floats, class k's share).
+
+    Raises
+    ------
+    ValueError
+        The GAN is not conditional.
+    """
+    if not gan.conditional:
+        raise ValueError("label_accuracy: expected a conditional GAN (num_classes set), got none")
+    asked = gan.balanced_labels(n)
+    images = generate_samples(gan, n, seed=seed)
+    hit = classifier.predict(images) == asked
+    per_class = [float(np.mean(hit[asked == k])) for k in range(gan.num_classes)]
+    return {"accuracy": float(np.mean(hit)), "per_class": per_class}
 
 
 def _say(progress: bool, msg: str) -> None:

@@ -254,10 +254,9 @@ class LabelConcat(Module):
         xp = array_namespace(x, labels, names=("x", "labels"))
         self._cache = x.shape[1]
         y = one_hot(labels, self.num_classes, x.dtype)  # (N, K)
-        if self.label_maps:  # (N, K, 1, 1) * ones -> (N, K, H, W)
+        if self.label_maps:  # (N, K, 1, 1) broadcast to (N, K, H, W)
             n, _, h, w = x.shape
-            ones = xp.ones((n, self.num_classes, h, w), dtype=x.dtype, device=device_of(x))
-            y = y[:, :, None, None] * ones
+            y = xp.broadcast_to(y[:, :, None, None], (n, self.num_classes, h, w))
         return self.net.forward(xp.concat([x, y], axis=1))  # (N, F + K) or (N, C + K, H, W)
 
     def backward(self, dout, *, input_grad: bool = True):

@@ -409,3 +409,28 @@ def test_non_saturating_on_the_ring_covers_at_least_six_modes():
 
 if not os.environ.get("MINIGAN_DATA_DIR"):
     print("tests/test_cgan.py: MNIST tests need MINIGAN_DATA_DIR")
+
+
+def test_label_accuracy_and_labelled_samples_ask_every_class_in_order():
+    from minigan.metrics import generate_samples, label_accuracy, labelled_samples
+
+    gan = _cgan()
+
+    class Oracle:  # predicts what was asked (i % 10) or always 0
+        def __init__(self, right):
+            self.right = right
+
+        def predict(self, x):
+            n = x.shape[0]
+            return np.arange(n) % 10 if self.right else np.zeros(n, dtype=np.int64)
+
+    assert label_accuracy(gan, 40, classifier=Oracle(True))["accuracy"] == 1.0
+    wrong = label_accuracy(gan, 40, classifier=Oracle(False))
+    assert wrong["accuracy"] == pytest.approx(0.1) and wrong["per_class"] == [1.0] + [0.0] * 9
+    stream = labelled_samples(gan, 20, seed=3)
+    (x0, y0), (x1, _) = next(stream), next(stream)
+    assert np.array_equal(y0, np.arange(20) % 10)
+    assert np.array_equal(to_numpy(x0), to_numpy(generate_samples(gan, 20, seed=[3, 0])))
+    assert not np.array_equal(to_numpy(x0), to_numpy(x1))  # new noise each batch
+    with pytest.raises(ValueError, match="expected a conditional GAN"):
+        label_accuracy(build_gan("default", data_dim=12, latent_dim=4), 10, classifier=Oracle(True))
