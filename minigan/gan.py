@@ -20,7 +20,7 @@ from .backend import as_generator, backend_of, host_rng_state, resolve_device, s
 from .ema import EMA
 from .models import get_model, mlp_discriminator, mlp_generator
 from .objectives import Objective, get_objective
-from .optim import Optimizer, clip_grad_norm_
+from .optim import LinearDecayLR, Optimizer, clip_grad_norm_, make_lr_schedule
 from .presets import G_LOSSES, PRESETS, Preset, get_preset, make_optimizer
 
 __all__ = [
@@ -115,6 +115,10 @@ class GAN:
     max_grad_norm : float, optional
         Clip each player's global gradient norm before its optimizer step
         (:func:`~minigan.optim.clip_grad_norm_`, ``torch.nn.utils.clip_grad_norm_``).
+    lr_schedule : LinearDecayLR, optional
+        Before every :meth:`train_step` both optimizers get ``lr = base_lr *
+        lr_schedule.factor(d_steps, total_steps)``, base_lr being their rates when the GAN was
+        built; needs :attr:`total_steps` (``train()`` sets it).
 
     Attributes
     ----------
@@ -133,6 +137,9 @@ class GAN:
     d_steps : int
         D updates so far; G is updated on every ``objective.n_critic``-th (saved in
         :meth:`state_dict`, so a resumed run continues mid-cycle exactly).
+    total_steps : int or None
+        The run's length in :meth:`train_step` calls, for ``lr_schedule`` (``train()`` sets it
+        to epochs x batches per epoch); None until set.
 
     Raises
     ------
@@ -163,6 +170,7 @@ class GAN:
         instance_noise: float = 0.0,
         instance_noise_steps: int = 0,
         max_grad_norm: float | None = None,
+        lr_schedule: LinearDecayLR | None = None,
     ):
         if g_loss not in G_LOSSES:
             raise ValueError(f"g_loss: expected one of {tuple(G_LOSSES)}, got {g_loss!r}")
@@ -193,6 +201,9 @@ class GAN:
         self.instance_noise = float(instance_noise)
         self.instance_noise_steps = int(instance_noise_steps)
         self.max_grad_norm = max_grad_norm
+        self.lr_schedule = lr_schedule
+        self.base_lrs = (g_optimizer.lr, d_optimizer.lr)
+        self.total_steps: int | None = None
 
     @property
     def g_loss(self) -> str:
@@ -229,6 +240,18 @@ class GAN:
         host_dtype = np.float32 if "32" in str(self.dtype) else np.float64
         eps = self.rng.standard_normal(tuple(x.shape), dtype=host_dtype)
         return x + self.backend.asarray(sigma * eps, dtype=self.dtype)
+
+    def _schedule_lr(self) -> None:
+        """Both optimizers' ``lr = base_lr * factor`` at this step, when there is a schedule."""
+        if self.lr_schedule is None:
+            return
+        if self.total_steps is None:
+            raise ValueError(
+                "lr_schedule: the GAN does not know the run's length; set gan.total_steps "
+                "(train() sets it to epochs x batches per epoch)"
+            )
+        f = self.lr_schedule.factor(self.d_steps, self.total_steps)
+        self.g_optimizer.lr, self.d_optimizer.lr = (lr * f for lr in self.base_lrs)
 
     def _clip(self, module) -> None:
         if self.max_grad_norm is not None:
@@ -312,6 +335,7 @@ class GAN:
         """
         self._check_real(real)
         y = self.check_labels(labels, real.shape[0])
+        self._schedule_lr()
         z = self.sample_noise(real.shape[0])
         fake = _forward(self.generator, z, y)  # G keeps its cache for the generator step below
         d_loss, real_out, fake_out = self._d_step(real, fake, y)
@@ -575,8 +599,11 @@ def build_gan(
     )
     objective = get_objective(p.objective, **p.objective_args)
     switches = {k: getattr(p, k) for k in SWITCHES}
+    schedule = (
+        None if p.lr_schedule is None else make_lr_schedule(p.lr_schedule, **p.lr_schedule_args)
+    )
     gan = GAN(G, D, p.latent_dim, g_opt, d_opt, seed=rng.integers(2**63), objective=objective,
-              **switches)  # fmt: skip
+              lr_schedule=schedule, **switches)  # fmt: skip
     gan.preset = p
     gan.image_shape = tuple(image_shape)
     gan.data_shape = g_build.data_shape(image_shape)

@@ -1,5 +1,6 @@
 """Optimizers with PyTorch's update rules: :class:`SGD`, :class:`Adam`, :class:`RMSprop`,
-:func:`clip_grad_norm_`; :data:`OPTIMIZERS` names them for presets.
+:func:`clip_grad_norm_`; :data:`OPTIMIZERS` names them for presets; learning-rate schedules
+(:class:`LinearDecayLR`, named by :data:`LR_SCHEDULES`).
 
 Each optimizer holds :class:`minigan.layers.Parameter` handles (``model.parameters()``) and
 updates ``param.data`` **in place** from ``param.grad``; buffers live on the parameters'
@@ -28,7 +29,17 @@ from .backend import array_namespace, backend_of, device_of, to_numpy
 from .functional import ufuncs_with_out
 from .layers import flat_gradient, flatten_parameters
 
-__all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "OPTIMIZERS", "clip_grad_norm_"]
+__all__ = [
+    "Optimizer",
+    "SGD",
+    "Adam",
+    "RMSprop",
+    "OPTIMIZERS",
+    "clip_grad_norm_",
+    "LinearDecayLR",
+    "LR_SCHEDULES",
+    "make_lr_schedule",
+]
 
 
 def _is_number(v) -> bool:
@@ -576,3 +587,84 @@ def clip_grad_norm_(params, max_norm: float):
 
 #: Optimizers by name (a preset's ``optimizer`` field): a new one is a class and an entry here.
 OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
+
+
+# -- learning-rate schedules ---------------------------------------------------------------
+class LinearDecayLR:
+    """The learning rate's factor over a run: 1, then linear down to ``end_factor`` at the end.
+
+    With ``p = step / total_steps`` (the run's progress, 0 at the first step, 1 at the end)::
+
+        factor(p) = 1                                                   for p <= start
+        factor(p) = 1 - (1 - end_factor) * (p - start) / (1 - start)   for p > start
+
+    and every optimizer it is applied to steps with ``lr = base_lr * factor``. ``start=0``
+    decays over the whole run (Gulrajani et al. 2017's CIFAR-10 WGAN-GP; Miyato et al. 2018);
+    ``start=0.5`` keeps the rate for the first half, as pix2pix's and CycleGAN's linear decay
+    (Isola et al. 2017; Zhu et al. 2017). The schedule holds no state: the factor is a function
+    of the step, so a resumed run continues it exactly.
+
+    Parameters
+    ----------
+    start : float in [0, 1)
+        The fraction of the run after which the decay begins.
+    end_factor : float in [0, 1]
+        The factor reached at the end of the run (0: the rate ends at 0).
+
+    Raises
+    ------
+    ValueError
+        ``start`` outside [0, 1) or ``end_factor`` outside [0, 1]; in :meth:`factor`, a
+        ``total_steps`` that is not a positive int.
+
+    Notes
+    -----
+    PyTorch: ``SequentialLR(opt, [ConstantLR(opt, factor=1.0, total_iters=s), LinearLR(opt,
+    start_factor=1.0, end_factor=end_factor, total_iters=T - s)], milestones=[s])`` with
+    ``s = start * T``, ``scheduler.step()`` after every optimizer step.
+    """
+
+    name = "linear"
+
+    def __init__(self, start: float = 0.5, end_factor: float = 0.0):
+        if not (_is_number(start) and 0 <= start < 1):
+            raise ValueError(f"lr schedule start: expected a fraction in [0, 1), got {start!r}")
+        if not (_is_number(end_factor) and 0 <= end_factor <= 1):
+            raise ValueError(
+                f"lr schedule end_factor: expected a value in [0, 1], got {end_factor!r}"
+            )
+        self.start = float(start)
+        self.end_factor = float(end_factor)
+
+    def factor(self, step: int, total_steps: int) -> float:
+        """The factor after ``step`` of ``total_steps`` steps (steps past the end keep the last)."""
+        if (
+            isinstance(total_steps, bool)
+            or not isinstance(total_steps, numbers.Integral)
+            or total_steps < 1
+        ):
+            raise ValueError(f"total_steps: expected an int >= 1, got {total_steps!r}")
+        p = min(step / total_steps, 1.0)
+        if p <= self.start:
+            return 1.0
+        return 1.0 - (1.0 - self.end_factor) * (p - self.start) / (1.0 - self.start)
+
+    def __repr__(self) -> str:
+        return f"LinearDecayLR(start={self.start}, end_factor={self.end_factor})"
+
+
+#: Learning-rate schedules by name (a preset's ``lr_schedule`` field).
+LR_SCHEDULES: dict[str, type[LinearDecayLR]] = {"linear": LinearDecayLR}
+
+
+def make_lr_schedule(name: str, **settings: Any) -> LinearDecayLR:
+    """``LR_SCHEDULES[name](**settings)``.
+
+    Raises
+    ------
+    ValueError
+        Unknown name (the message lists the known ones), or bad settings.
+    """
+    if name not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule: expected one of {sorted(LR_SCHEDULES)}, got {name!r}")
+    return LR_SCHEDULES[name](**settings)

@@ -103,6 +103,11 @@ class Preset:
     max_grad_norm : float or None
         Clip both players' global gradient norm (``torch.nn.utils.clip_grad_norm_``; Pascanu
         et al. 2013).
+    lr_schedule : str or None
+        A key of :data:`minigan.optim.LR_SCHEDULES` (None: constant rates); ``lr_schedule_args``
+        are its settings, e.g. ``{"start": 0.5}`` for :class:`~minigan.optim.LinearDecayLR`
+        (both rates decay linearly to 0 over the second half of the run).
+    lr_schedule_args : dict
     notes : str
         One line for ``minigan presets`` (not compared).
 
@@ -136,6 +141,8 @@ class Preset:
     instance_noise: float = 0.0
     instance_noise_steps: int = 0
     max_grad_norm: float | None = None
+    lr_schedule: str | None = None
+    lr_schedule_args: dict[str, Any] = field(default_factory=dict)
     notes: str = field(default="", compare=False)
 
     # -- data ------------------------------------------------------------------------------

@@ -827,6 +827,7 @@ class _Trainer:
         self.out_dir = history.out_dir
         self.names = tuple(history.config["metrics"])
         self.epochs = history.config["epochs"]
+        gan.total_steps = self.epochs * len(loader)  # the run's length, for an lr_schedule
         self.step = 0
         self.epochs_done = 0
         self.artifacts = _Artifacts(self, seed)

@@ -117,6 +117,19 @@ def test_instance_noise_anneals_linearly_and_is_resumed_from_d_steps():
     assert stds == pytest.approx([0.2, 0.15, 0.1, 0.05, 0.0, 0.0])
 
 
+def test_lr_schedule_sets_both_rates_from_the_step_and_needs_the_runs_length():
+    gan = build_gan("default", data_dim=12, g_hidden=(8,), d_hidden=(8,), lr=1e-3, d_lr=4e-3,
+                    lr_schedule="linear", lr_schedule_args={"start": 0.5})  # fmt: skip
+    with pytest.raises(ValueError, match=r"lr_schedule: the GAN does not know the run's length"):
+        gan.train_step(_batch()[0])
+    gan.total_steps = 4
+    used = []
+    for i in range(5):
+        gan.train_step(_batch(seed=i)[0])
+        used += [gan.g_optimizer.lr, gan.d_optimizer.lr]
+    assert used == pytest.approx([1e-3, 4e-3] * 3 + [5e-4, 2e-3, 0.0, 0.0])
+
+
 def _norm(module) -> float:
     return float(np.sqrt(sum(np.sum(to_numpy(p.grad) ** 2) for p in module.parameters())))
 
@@ -348,6 +361,7 @@ def test_export_uses_the_ema_generator():
         ("cgan", {}, 6),
         ("default", {"ema_decay": 0.9}, 6),
         ("cgan", {"ema_decay": 0.99}, 5),
+        ("default", {"lr_schedule": "linear", "lr_schedule_args": {"start": 0.2}}, 6),
     ],
 )
 def test_resume_is_bit_identical(tmp_path, preset, extra, stop):
@@ -361,7 +375,10 @@ def test_resume_is_bit_identical(tmp_path, preset, extra, stop):
         assert resumed.gan.d_steps == 13 and resumed.gan.g_optimizer.step_count == 2
     gan, _, _ = gan_from_checkpoint(tmp_path / "a" / "checkpoint.npz")
     _same_state(gan, straight.gan)
-    assert (gan.ema is None) == ("ema_decay" not in extra)
+    assert (gan.ema is None) == (straight.gan.preset.ema_decay is None)
+    if "lr_schedule" in extra:  # train() gave the schedule the run's length: 2 epochs of 10
+        assert straight.gan.total_steps == 20
+        assert straight.gan.g_optimizer.lr == pytest.approx(2e-4 * (1 - (12 / 20 - 0.2) / 0.8))
 
 
 @needs_mnist

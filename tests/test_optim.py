@@ -457,3 +457,66 @@ def _params():
 def test_bad_hyperparameters(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+# ----------------------------------------------------------------------------------------------
+# Learning-rate schedules
+# ----------------------------------------------------------------------------------------------
+def _linear_reference(step: int, total: int, start: float, end: float) -> float:
+    """The documented formula, written out: 1 up to ``start``, then a straight line to ``end``."""
+    p = min(step / total, 1.0)
+    return 1.0 if p <= start else 1.0 + (end - 1.0) * (p - start) / (1.0 - start)
+
+
+@pytest.mark.parametrize(("start", "end"), [(0.0, 0.0), (0.5, 0.0), (0.3, 0.25)])
+def test_linear_decay_factor_is_one_then_a_line_to_end_factor(start, end):
+    from minigan.optim import LinearDecayLR
+
+    s = LinearDecayLR(start=start, end_factor=end)
+    got = [s.factor(i, 20) for i in range(0, 25)]
+    assert got == pytest.approx([_linear_reference(i, 20, start, end) for i in range(0, 25)])
+    assert got[0] == 1.0 and got[20] == pytest.approx(end) and got[24] == got[20]
+    assert all(a >= b for a, b in zip(got, got[1:], strict=False))  # never rises
+
+
+def test_linear_decay_matches_torch_sequential_lr():
+    torch = require_torch()
+    from minigan.optim import LinearDecayLR
+
+    total, start, end = 20, 0.5, 0.0
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    s = int(start * total)
+    sched = torch.optim.lr_scheduler.SequentialLR(
+        opt,
+        [
+            torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=s),
+            torch.optim.lr_scheduler.LinearLR(opt, 1.0, end, total_iters=total - s),
+        ],
+        milestones=[s],
+    )
+    theirs = []
+    for _ in range(total):
+        theirs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    ours = [LinearDecayLR(start, end).factor(i, total) for i in range(total)]
+    assert ours == pytest.approx(theirs, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"start": 1.0}, r"lr schedule start: expected a fraction in \[0, 1\), got 1.0"),
+        ({"start": -0.1}, r"lr schedule start: expected a fraction in \[0, 1\), got -0.1"),
+        ({"end_factor": 1.5}, r"lr schedule end_factor: expected a value in \[0, 1\], got 1.5"),
+    ],
+)
+def test_linear_decay_bad_settings(kw, match):
+    from minigan.optim import LinearDecayLR, make_lr_schedule
+
+    with pytest.raises(ValueError, match=match):
+        LinearDecayLR(**kw)
+    with pytest.raises(ValueError, match=r"lr_schedule: expected one of \['linear'\], got 'cos'"):
+        make_lr_schedule("cos")
+    with pytest.raises(ValueError, match=r"total_steps: expected an int >= 1, got 0"):
+        LinearDecayLR().factor(0, 0)
