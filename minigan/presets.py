@@ -272,11 +272,14 @@ PRESETS: dict[str, Preset] = {
         generator_args={**_mlp_args((256, 512, 1024)), "norm": "batch", "num_classes": 10},
         discriminator="conditional_mlp_discriminator",
         discriminator_args={**_mlp_args((1024, 512, 256)), "num_classes": 10},
-        epochs=10,
+        epochs=15,
+        ema_decay=0.999,
+        ema_warmup=True,
         notes="Conditional GAN (Mirza & Osindero 2014): one-hot labels concatenated to z and to "
         "D's input; the default preset's MLPs with BatchNorm1d in G (without it G ignored the "
         "label: 10% of samples the asked-for digit after 1 epoch, 80% with it after 3), "
-        "Adam 2e-4 betas (0.5, 0.999), 10 epochs.",
+        "samples from an EMA of G (0.999 with warm-up; CAS 0.954 after 15 epochs vs 0.928 "
+        "without it after 10), Adam 2e-4 betas (0.5, 0.999), 15 epochs.",
     ),
     "ring": Preset(
         "ring",
