@@ -27,6 +27,7 @@ from .layers import (
     BatchNorm2d,
     Conv2d,
     ConvTranspose2d,
+    Dropout,
     Flatten,
     LeakyReLU,
     Linear,
@@ -139,6 +140,7 @@ def dcgan_discriminator(
     image_shape=(1, 28, 28),
     base_channels: int = 16,
     norm: str | None = "batch",
+    dropout: float = 0.0,
     *,
     dtype: Any = "float32",
     device: Any = "cpu",
@@ -148,7 +150,9 @@ def dcgan_discriminator(
 
     ``Conv2d(C, base_channels, 4, stride 2, padding 1)`` -> LeakyReLU(0.2) (no BatchNorm on
     the input layer), then per further stage ``Conv2d(c, 2c, 4, 2, 1)`` -> norm ->
-    LeakyReLU(0.2), then ``Flatten`` -> ``Linear(features, 1)``: a logit, no sigmoid.
+    LeakyReLU(0.2), then ``Flatten`` -> ``Linear(features, 1)``: a logit, no sigmoid. With
+    ``dropout > 0`` a ``Dropout(dropout)`` follows every LeakyReLU (as the 28 x 28 DCGAN of
+    TensorFlow's tutorial, and the 2014 paper's D).
 
     Parameters
     ----------
@@ -159,6 +163,9 @@ def dcgan_discriminator(
     norm : "batch" or None
         A key of :data:`NORMS`: BatchNorm2d between the convolutions (DCGAN), or none (a
         WGAN-GP critic; the convolutions then keep their biases).
+    dropout : float in [0, 1)
+        Drop probability after each LeakyReLU (0: no Dropout layers, the state_dict keys of
+        the plain DCGAN).
     dtype, device, rng
         As for :func:`dcgan_generator`.
 
@@ -183,14 +190,20 @@ def dcgan_discriminator(
     kw = dict(dtype=dtype, device=device)
     c = base_channels
     layers = [Conv2d(image_shape[0], c, 4, 2, 1, rng=rng, **kw), LeakyReLU(0.2)]
+    layers += _dropout(dropout, rng)
     for _ in range(stages - 1):
         layers.append(Conv2d(c, 2 * c, 4, 2, 1, bias=norm_layer is None, rng=rng, **kw))
         if norm_layer is not None:
             layers.append(norm_layer(2 * c, **kw))
-        layers.append(LeakyReLU(0.2))
+        layers += [LeakyReLU(0.2), *_dropout(dropout, rng)]
         c *= 2
     layers += [Flatten(), Linear(c * h0 * w0, 1, rng=rng, **kw)]
     return init.dcgan_init_(Sequential(*layers), rng)
+
+
+def _dropout(p: float, rng) -> list[Dropout]:
+    """``[Dropout(p)]``, or no layer at all for p = 0 (the plain DCGAN's layer indices)."""
+    return [Dropout(p, rng=rng)] if p else []
 
 
 def _build_generator(image_shape, latent_dim, *, dtype, device, rng, **args) -> Sequential:

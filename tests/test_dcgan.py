@@ -60,6 +60,22 @@ def test_dcgan_follows_radford_guidelines():
     assert all(m.bias is not None for m in critic.layers if isinstance(m, Conv2d))
 
 
+def test_dcgan_discriminator_dropout_follows_every_leaky_relu():
+    from minigan import Dropout
+
+    plain = dcgan_discriminator((1, 28, 28), 8, rng=1)
+    assert not any(isinstance(m, Dropout) for m in plain.layers)
+    D = dcgan_discriminator((1, 28, 28), 8, dropout=0.3, rng=1)
+    after = [D.layers[i + 1] for i, m in enumerate(D.layers) if isinstance(m, LeakyReLU)]
+    assert len(after) == 2 and all(isinstance(m, Dropout) and m.p == 0.3 for m in after)
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 1, 28, 28)).astype(np.float32)
+    assert not np.array_equal(host(D.forward(x)), host(D.forward(x)))  # training: new masks
+    D.eval()
+    assert np.array_equal(host(D.forward(x)), host(D.forward(x)))
+    with pytest.raises(ValueError, match=r"p: expected a drop probability in \[0, 1\), got 1.5"):
+        dcgan_discriminator(dropout=1.5)
+
+
 def test_dcgan_errors():
     with pytest.raises(ValueError, match=r"norm: expected one of \['batch', None\], got 'layer'"):
         dcgan_discriminator(norm="layer")
