@@ -24,6 +24,7 @@ from typing import Any
 from . import init
 from .backend import as_generator
 from .layers import (
+    BatchNorm1d,
     BatchNorm2d,
     Conv2d,
     ConvTranspose2d,
@@ -73,6 +74,7 @@ def dcgan_generator(
     latent_dim: int = 100,
     image_shape=(1, 28, 28),
     base_channels: int = 16,
+    dense_features: int | None = None,
     *,
     dtype: Any = "float32",
     device: Any = "cpu",
@@ -84,7 +86,9 @@ def dcgan_generator(
     ``ConvTranspose2d(c, c/2, 4, stride 2, padding 1)`` -> BatchNorm2d -> ReLU, and a last
     ``ConvTranspose2d(base_channels, C, 4, 2, 1)`` -> Tanh (no BatchNorm at the output).
     ``c0 = base_channels * 2**(stages - 1)``; layers followed by BatchNorm have no bias (it
-    would be cancelled by the mean subtraction).
+    would be cancelled by the mean subtraction). With ``dense_features`` a fully connected
+    ``Linear(latent_dim, dense_features)`` -> BatchNorm1d -> ReLU comes first (InfoGAN's
+    28 x 28 generator, Chen et al. 2016, appendix C.1: FC 1024 before the 128 x 7 x 7 map).
 
     Parameters
     ----------
@@ -96,6 +100,8 @@ def dcgan_generator(
         default 16 keeps a CPU epoch of MNIST within a few minutes: a full ``GAN.train_step``
         at batch 64, 28 x 28, one BLAS thread, measured on the shared 2-core machine (load
         ~13) took 0.30 s (epoch of 938 steps ~5 min); base_channels 32 took 0.62 s.
+    dense_features : int, optional
+        Width of a first fully connected layer (None: z goes straight to the first map).
     dtype, device, rng
         As for :class:`~minigan.layers.Linear`; the weights are then re-drawn by
         :func:`~minigan.init.dcgan_init_` from the same ``rng``.
@@ -119,8 +125,13 @@ def dcgan_generator(
     rng = as_generator(rng)
     kw = dict(dtype=dtype, device=device)
     c = base_channels * 2 ** (stages - 1)
-    layers = [
-        Linear(latent_dim, c * h0 * w0, bias=False, rng=rng, **kw),
+    layers, width = [], latent_dim
+    if dense_features:
+        layers += [Linear(width, dense_features, bias=False, rng=rng, **kw),
+                   BatchNorm1d(dense_features, **kw), ReLU()]  # fmt: skip
+        width = dense_features
+    layers += [
+        Linear(width, c * h0 * w0, bias=False, rng=rng, **kw),
         Unflatten(1, (c, h0, w0)),
         BatchNorm2d(c, **kw),
         ReLU(),
@@ -141,6 +152,7 @@ def dcgan_discriminator(
     base_channels: int = 16,
     norm: str | None = "batch",
     dropout: float = 0.0,
+    dense_features: int | None = None,
     *,
     dtype: Any = "float32",
     device: Any = "cpu",
@@ -166,6 +178,10 @@ def dcgan_discriminator(
     dropout : float in [0, 1)
         Drop probability after each LeakyReLU (0: no Dropout layers, the state_dict keys of
         the plain DCGAN).
+    dense_features : int, optional
+        A fully connected ``Linear(features, dense_features)`` -> norm (BatchNorm1d) ->
+        LeakyReLU(0.2) before the logit (InfoGAN's 28 x 28 discriminator, Chen et al. 2016,
+        appendix C.1: FC 1024).
     dtype, device, rng
         As for :func:`dcgan_generator`.
 
@@ -197,7 +213,14 @@ def dcgan_discriminator(
             layers.append(norm_layer(2 * c, **kw))
         layers += [LeakyReLU(0.2), *_dropout(dropout, rng)]
         c *= 2
-    layers += [Flatten(), Linear(c * h0 * w0, 1, rng=rng, **kw)]
+    layers, width = layers + [Flatten()], c * h0 * w0
+    if dense_features:
+        layers.append(Linear(width, dense_features, bias=norm_layer is None, rng=rng, **kw))
+        if norm_layer is not None:
+            layers.append(BatchNorm1d(dense_features, **kw))
+        layers += [LeakyReLU(0.2), *_dropout(dropout, rng)]
+        width = dense_features
+    layers.append(Linear(width, 1, rng=rng, **kw))
     return init.dcgan_init_(Sequential(*layers), rng)
 
 

@@ -76,6 +76,23 @@ def test_dcgan_discriminator_dropout_follows_every_leaky_relu():
         dcgan_discriminator(dropout=1.5)
 
 
+def test_dcgan_dense_features_add_infogans_fully_connected_layers():
+    from minigan import BatchNorm1d, Linear
+
+    G = dcgan_generator(100, (1, 28, 28), 8, dense_features=32, rng=0)
+    assert [type(m) for m in G.layers[:4]] == [Linear, BatchNorm1d, ReLU, Linear]
+    assert (G.layers[0].in_features, G.layers[0].out_features) == (100, 32)
+    assert G.layers[3].in_features == 32 and G.layers[3].out_features == 16 * 7 * 7
+    D = dcgan_discriminator((1, 28, 28), 8, dense_features=32, rng=1)
+    assert [type(m) for m in D.layers[-4:]] == [Linear, BatchNorm1d, LeakyReLU, Linear]
+    assert (D.layers[-1].in_features, D.layers[-4].bias) == (32, None)  # BatchNorm follows
+    critic = dcgan_discriminator((1, 28, 28), 8, norm=None, dense_features=32, rng=1)
+    assert not any(isinstance(m, BatchNorm1d) for m in critic.layers)
+    assert critic.layers[-3].bias is not None
+    plain = dcgan_generator(100, (1, 28, 28), 8, rng=0)
+    assert type(plain.layers[1]).__name__ == "Unflatten"  # None: the plain DCGAN
+
+
 def test_dcgan_errors():
     with pytest.raises(ValueError, match=r"norm: expected one of \['batch', None\], got 'layer'"):
         dcgan_discriminator(norm="layer")
@@ -93,6 +110,11 @@ SMALL = {  # 16x16: two stride-2 stages, so D has a BatchNorm and G two
                       (2, 1, 16, 16)),
     "G": (lambda be: dcgan_generator(3, (1, 16, 16), 2, dtype="float64", device=be, rng=4),
           (3, 3)),
+    "G (dense_features)": (lambda be: dcgan_generator(3, (1, 16, 16), 2, dense_features=5,
+                                                      dtype="float64", device=be, rng=4), (3, 3)),
+    "D (dense_features)": (lambda be: dcgan_discriminator((1, 16, 16), 2, dense_features=5,
+                                                          dtype="float64", device=be, rng=3),
+                           (2, 1, 16, 16)),
 }  # fmt: skip
 
 
