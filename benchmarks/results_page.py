@@ -144,17 +144,26 @@ def row_sections(rows: list[dict[str, Any]], page: Path) -> list[str]:
     return out
 
 
-TRIALS = ROOT / "benchmarks" / "results" / "trials" / "default_preset.json"
+#: The trial files shown on the page, under their headings: per-epoch held-out metrics of
+#: the settings tried for a preset (lists of {"name", "command", "epochs", optional "summary"}).
+TRIALS: dict[str, Path] = {
+    "What the default preset tried": ROOT
+    / "benchmarks"
+    / "results"
+    / "trials"
+    / "default_preset.json",
+    "What the dcgan preset tried": ROOT / "benchmarks" / "results" / "trials" / "dcgan.json",
+}
 
 
-def trial_rows(path: Path = TRIALS) -> list[str]:
-    """The default preset's trials side by side: per-epoch held-out IS / FCD / KL."""
+def trial_rows(path: Path, heading: str = "What the default preset tried") -> list[str]:
+    """A preset's trials side by side: per-epoch held-out IS / FCD / KL, then each command."""
     if not path.is_file():
         return []
     trials = json.loads(path.read_text())
     n = max(len(t["epochs"]) for t in trials)
     out = [
-        "## What the default preset tried",
+        f"## {heading}",
         "",
         "Per-epoch held-out metrics (`metrics_every=1`, 2,000 samples and 2,000 held-out images, "
         "so FCD reads higher than `minigan evaluate`'s 10,000-sample figure), IS / FCD / KL:",
@@ -171,17 +180,27 @@ def trial_rows(path: Path = TRIALS) -> list[str]:
                 else f"{e['inception_score']:.2f} / {e['fcd']:.1f} / {e['kl_uniform']:.3f}"
             )  # fmt: skip
         out.append(f"| {i + 1} | " + " | ".join(cells) + " |")
-    out += [""] + [f"- `{t['name']}`: {t['command']}" for t in trials]
+    out.append("")
+    for t in trials:
+        out.append(
+            f"- `{t['name']}`: {t['command']}" + (f". {t['summary']}" if t.get("summary") else "")
+        )
     return out
 
 
-def render(rows: list[dict[str, Any]], page: Path = PAGE, trials: Path = TRIALS) -> str:
-    """The whole page as Markdown."""
+def render(
+    rows: list[dict[str, Any]], page: Path = PAGE, trials: Path | dict[str, Path] = TRIALS
+) -> str:
+    """The whole page as Markdown (``trials``: one file of the default preset's, or
+    {heading: file})."""
     parts = [INTRO, "## Every run", ""]
     parts += table(rows) if rows else ["No runs yet: run `benchmarks/quality.py`."]
     parts += ["", "## Real data", ""] + (real_rows(rows) if rows else ["-"])
     parts += ["", "## The 2014 paper", ""] + paper_rows()
-    parts += [""] + trial_rows(trials)
+    named = trials if isinstance(trials, dict) else {"What the default preset tried": trials}
+    for heading, path in named.items():
+        section = trial_rows(Path(path), heading)
+        parts += [""] + section if section else []
     parts += ["", "## Samples and commands"] + row_sections(rows, page)
     return "\n".join(parts).rstrip() + "\n"
 

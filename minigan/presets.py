@@ -306,14 +306,18 @@ PRESETS: dict[str, Preset] = {
     "dcgan": Preset(
         "dcgan",
         generator="dcgan_generator",
-        generator_args={"base_channels": 16},
+        generator_args={"base_channels": 16, "dense_features": 1024},
         discriminator="dcgan_discriminator",
-        discriminator_args={"base_channels": 16, "norm": "batch"},
+        discriminator_args={"base_channels": 16, "norm": "batch", "dense_features": 1024},
         batch_size=64,
         epochs=5,
-        notes="DCGAN (Radford et al. 2016) for 28x28 grey (MNIST, Fashion-MNIST): G 100 -> "
-        "32x7x7 -> 16x14x14 -> 1x28x28, D 1 -> 16 -> 32 channels (4x4 stride-2 convs), "
-        "BatchNorm, Adam 2e-4 betas (0.5, 0.999), batch 64; ~1.2 CPU-min per MNIST epoch.",
+        ema_decay=0.999,
+        ema_warmup=True,
+        notes="DCGAN (Radford et al. 2016) for 28x28 grey (MNIST, Fashion-MNIST) with InfoGAN's "
+        "fully connected layers (Chen et al. 2016, appendix C.1; without them the held-out FCD "
+        "stayed near 80 at any width): G 100 -> FC 1024 -> 32x7x7 -> 16x14x14 -> 1x28x28, "
+        "D 1 -> 16 -> 32 channels (4x4 stride-2 convs) -> FC 1024 -> 1, BatchNorm, samples "
+        "from an EMA of G (0.999, warm-up), Adam 2e-4 betas (0.5, 0.999), batch 64.",
     ),
     "cdcgan": Preset(
         "cdcgan",

@@ -211,10 +211,11 @@ def _spread(net: Module, seed: int = 3) -> Module:
     return net
 
 
-def _dcgan(image_shape, dtype):
-    """Tiny DCGAN G and D (base_channels 4) in eval mode, with running statistics."""
-    G = _spread(dcgan_generator(LATENT, image_shape, 4, dtype=dtype, rng=0))
-    D = _spread(dcgan_discriminator(image_shape, 4, dtype=dtype, rng=0))
+def _dcgan(image_shape, dtype, dense=None):
+    """Tiny DCGAN G and D (base_channels 4; ``dense``: dense_features) in eval mode, with
+    running statistics."""
+    G = _spread(dcgan_generator(LATENT, image_shape, 4, dense, dtype=dtype, rng=0))
+    D = _spread(dcgan_discriminator(image_shape, 4, dense_features=dense, dtype=dtype, rng=0))
     for seed in (10, 11):
         G.forward(_randn((4, LATENT), dtype, seed))
         D.forward(_randn((4, *image_shape), dtype, seed))
@@ -242,10 +243,11 @@ def _odd_geometry(dtype):
 @needs_torch
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("image_shape", IMAGES, ids=["grey28", "colour32"])
-def test_torch_dcgan_outputs_equal_minigan(image_shape, dtype):
+@pytest.mark.parametrize("dense", [None, 6], ids=["plain", "dense_features"])
+def test_torch_dcgan_outputs_equal_minigan(image_shape, dtype, dense):
     import torch
 
-    G, D = _dcgan(image_shape, dtype)
+    G, D = _dcgan(image_shape, dtype, dense)
     z, x = _randn((3, LATENT), dtype), _randn((3, *image_shape), dtype)
     with torch.no_grad():
         tg = to_torch(G)(torch.from_numpy(z)).numpy()
