@@ -59,8 +59,8 @@ print("small mode:", SMALL)
 # Tanh. A training batch is `x (N, 784)` with $N = 64$.
 #
 # **Players** (the `"classic"` preset, minigan 0.1's default; this lesson's figures come from
-# it. Today's `"default"` adds BatchNorm in G, dropout in D and label smoothing to cover every
-# digit: `minigan presets` and `docs/results.md`):
+# it. Today's `"default"` adds BatchNorm in G, a narrower D, batch 128 and an average of G's
+# weights to cover every digit: `minigan presets` and `docs/results.md`):
 #
 # | network | layers (features) | activation | in -> out |
 # | --- | --- | --- | --- |
@@ -369,7 +369,7 @@ print("animated version:", history.artifacts.get("gif"))
 #    MLP GANs trained for a few epochs typically over-produce the easiest digit to draw (1)
 #    and under-produce others: a partial mode collapse, their commonest flaw. Below, minigan's
 #    MNIST classifier counts the classes of 1,000 samples (what `minigan evaluate` reports);
-#    longer training (the default is 30 epochs) helps.
+#    longer training (the default preset trains 40 epochs) helps.
 # 4. **Stability.** The same cell should change gradually from epoch to epoch. A digit that
 #    jumps to another class each epoch means G is chasing D rather than converging.
 #
