@@ -87,17 +87,18 @@ def _add_train_flags(p, *, dataset: bool) -> None:
             "comma-separated tuple of ints, or a string (e.g. batches=1 for CIFAR-10's first "
             "batch only)",
         )
-    if dataset:  # train: None = the preset's values
-        p.add_argument("--epochs", type=int, default=None, help="epochs; None = the preset's")
-        p.add_argument("--batch-size", type=int, default=None, help="None = the preset's")
-    else:
-        p.add_argument(  # SUPPRESS: absent unless given, so --resume keeps the run's epochs
-            "--epochs",
-            type=int,
-            default=argparse.SUPPRESS,
-            help="total number of epochs; with --resume, the resumed run's (default: 30)",
-        )
-        p.add_argument("--batch-size", type=int, default=64, help="real images per step")
+    p.add_argument(  # SUPPRESS: absent unless given (train() then takes the preset's)
+        "--epochs",
+        type=int,
+        default=argparse.SUPPRESS,
+        help="total number of epochs; with --resume, the run's (default: the preset's)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=argparse.SUPPRESS,
+        help="real images per step; with --resume, the run's (default: the preset's)",
+    )
     p.add_argument("--preset", default="default", choices=sorted(PRESETS), help="model preset")
     p.add_argument(
         "--device",
@@ -169,7 +170,7 @@ def _setup_train_mnist(sub) -> None:
         "Train the MLP GAN on the real MNIST training set (60000 images).\n\n" + _TRAIN_EPILOG,
     )
     _add_train_flags(p, dataset=False)
-    p.set_defaults(func=_run_train, dataset="mnist", new_run_epochs=30, data_option=[])
+    p.set_defaults(func=_run_train, dataset="mnist", data_option=[])
 
 
 @command("train")
@@ -188,14 +189,11 @@ def _run_train(args) -> int:
     from .train import train
 
     overrides = {} if args.lr is None else {"lr": args.lr}
-    epochs = getattr(args, "epochs", None)
-    if epochs is None and args.resume is None:  # train-mnist: 30 (train: the preset's)
-        epochs = getattr(args, "new_run_epochs", None)
     history = train(
         preset=args.preset,
         dataset=args.dataset,
-        epochs=epochs,
-        batch_size=args.batch_size,
+        epochs=getattr(args, "epochs", None),
+        batch_size=getattr(args, "batch_size", None),
         device=args.device,
         seed=args.seed,
         data_dir=args.data_dir,

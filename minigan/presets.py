@@ -222,6 +222,7 @@ PRESETS: dict[str, Preset] = {
         "default",
         generator_args={**_mlp_args((256, 512, 1024)), "norm": "batch"},
         discriminator_args=_mlp_args((512, 256)),
+        optimizer_args={"lr": 3e-4, "betas": (0.5, 0.999), "eps": 1e-8},
         batch_size=128,
         epochs=40,
         ema_decay=0.999,
@@ -229,8 +230,8 @@ PRESETS: dict[str, Preset] = {
         notes="The classic MLP GAN made to cover every digit within 15 minutes on a 2-core CPU "
         "(issue 12): BatchNorm1d in G (as PyTorch-GAN's and Keras' MLP GANs), a narrower D "
         "(784-512-256-1), batch 128, samples from an EMA of G's weights (decay 0.999 with "
-        "warm-up; Yazici et al. 2019); LeakyReLU(0.2) MLPs, G 100-256-512-1024-784, Adam 2e-4 "
-        "betas (0.5, 0.999), 40 epochs.",
+        "warm-up; Yazici et al. 2019); LeakyReLU(0.2) MLPs, G 100-256-512-1024-784, Adam 3e-4 "
+        "betas (0.5, 0.999) (2e-4 scaled by sqrt 2 for the doubled batch), 40 epochs.",
     ),
     "classic": Preset(
         "classic",

@@ -1247,7 +1247,7 @@ def train(
 
 def train_mnist(
     epochs: int | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     preset: str | Preset = "default",
     device: Any = "auto",
     seed: int = 0,
@@ -1279,15 +1279,16 @@ def train_mnist(
     ``metrics_every``, ``metrics_samples``, ``threads``, ``validation_size``, ``overwrite``
     and ``**overrides``) mean what they mean there; ``data_options`` is not taken (MNIST has
     one training file). Only the order of the arguments (and which of them may be given by
-    position) and two defaults differ.
+    position) differs.
 
     Parameters
     ----------
     epochs : int or None
-        As in :func:`train`, but None means 30 for a new run (not the preset's); with
-        ``resume``, the resumed run's own.
-    batch_size : int
-        As in :func:`train`; default 64 (not the preset's).
+        As in :func:`train`: None means the preset's (40 for ``"default"``, 30 for
+        ``"classic"``); with ``resume``, the resumed run's own. (minigan 0.1 meant 30.)
+    batch_size : int or None
+        As in :func:`train`: None means the preset's (128 for ``"default"``, 64 for
+        ``"classic"``). (minigan 0.1 meant 64.)
     preset : str or Preset
         As in :func:`train` (third here, first there): a preset for 28x28 grey images such
         as ``"default"``, ``"classic"`` or ``"seed-keras-mlp"``.
@@ -1319,9 +1320,7 @@ def train_mnist(
     reproduces an uninterrupted one exactly: see the Notes of :func:`train`.
     """
     _check_int("epochs", epochs, 1, allow_none=True)
-    _check_int("batch_size", batch_size, 1)
-    if epochs is None and resume is None:
-        epochs = 30
+    _check_int("batch_size", batch_size, 1, allow_none=True)
     return train(
         preset, "mnist", epochs, batch_size, device, seed, data_dir, out_dir, resume, progress,
         log_every=log_every, sample_every_epoch=sample_every_epoch, max_steps=max_steps,

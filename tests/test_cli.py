@@ -39,8 +39,8 @@ def test_help_documents_the_defaults(capsys):
     assert e.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
     for option, default in [
-        ("--epochs", "30"),
-        ("--batch-size", "64"),
+        ("--epochs", "the preset's"),
+        ("--batch-size", "the preset's"),
         ("--preset", "default"),
         ("--device", "auto"),
         ("--seed", "0"),
@@ -146,7 +146,7 @@ def test_train_mnist_command(capsys, tmp_path, monkeypatch):
         capsys,
         "train-mnist",
         "--limit",
-        "128",
+        "256",
         "--max-steps",
         "3",
         "--epochs",
@@ -155,7 +155,8 @@ def test_train_mnist_command(capsys, tmp_path, monkeypatch):
         "--device",
         "cpu",
     )
-    assert code == 0 and "done: 2 steps" in out  # 128 // 64 = 2 steps make the one epoch
+    # 256 // 128 (the default preset's batch size, taken when --batch-size is not given) = 2
+    assert code == 0 and "done: 2 steps" in out
     (run,) = (tmp_path / "runs").iterdir()
     assert run.name.startswith("mnist-")
     for name in ("checkpoint.npz", "log.json", "log.csv", "losses.png", "progress.gif"):

@@ -187,7 +187,10 @@ def test_divergence_hint_after_an_absurd_lr_suggests_the_presets(tmp_path):
     with pytest.raises(NonFiniteLossError) as e:
         train_mnist(out_dir=tmp_path, epochs=1, lr=1e300, **TINY)
     msg = str(e.value)
-    assert "2.5e+299" not in msg and "try the 'default' preset's lr=0.0002" in msg
+    from minigan.presets import PRESETS
+
+    own = f"try the 'default' preset's lr={PRESETS['default'].lr:g}"  # its lr, not lr / 4
+    assert "2.5e+299" not in msg and own in msg
 
 
 # ---------------------------------------------------------------------------------------------
@@ -381,7 +384,7 @@ def test_cli_refuses_an_empty_out_and_reuse(tmp_path, capsys):
     assert main(["train-mnist", "--out", "", "--device", "cpu"]) == 2
     assert "out_dir: expected a directory name, got ''" in capsys.readouterr().err
     (tmp_path / "checkpoint.npz").write_bytes(b"an earlier run")
-    assert main(["train-mnist", "--out", str(tmp_path), "--device", "cpu", "--limit", "64"]) == 2
+    assert main(["train-mnist", "--out", str(tmp_path), "--device", "cpu", "--limit", "128"]) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert (tmp_path / "checkpoint.npz").read_bytes() == b"an earlier run"
 

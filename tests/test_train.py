@@ -486,3 +486,14 @@ def test_a_checkpoint_outlives_a_change_of_its_presets_registry_entry(tmp_path, 
     gan, _, config = gan_from_checkpoint(hist.artifacts["checkpoint"])
     assert config["preset"] == "default" and gan.latent_dim == 16  # what was trained
     assert_same_state(gan, hist.gan)
+
+
+@needs_mnist
+def test_train_mnist_takes_the_presets_epochs_and_batch_size(tmp_path):
+    from minigan.presets import PRESETS
+
+    for preset in ("default", "classic"):
+        p = PRESETS[preset]
+        h = train_mnist(preset=preset, out_dir=tmp_path / preset, limit=2 * p.batch_size,
+                        max_steps=1, device="cpu", progress=False)  # fmt: skip
+        assert (h.config["epochs"], h.config["batch_size"]) == (p.epochs, p.batch_size)
